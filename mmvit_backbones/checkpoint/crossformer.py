@@ -1,0 +1,1 @@
+"""Key conversion for crossformer checkpoints (to be written)."""

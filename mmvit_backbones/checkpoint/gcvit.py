@@ -1,0 +1,1 @@
+"""Key conversion for gcvit checkpoints (to be written)."""

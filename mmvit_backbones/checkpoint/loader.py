@@ -1,0 +1,150 @@
+"""Reading, unwrapping and applying checkpoints, with a load report and clear errors.
+
+Flow of :func:`load_pretrained` (what ``init_cfg=dict(type='Pretrained', checkpoint=...)`` runs):
+read the file with weights-only unpickling -> unwrap the container (``state_dict`` / ``model`` /
+``state_dict_ema`` / ``model_ema`` / raw) -> strip ``module.`` and keep the ``backbone.`` part of a
+detector/segmentor checkpoint -> check the keys belong to the model's family -> the family
+converter renames keys and resizes tables -> compare with the model (shape mismatches and missing
+backbone parameters raise) -> load and log what was loaded, missing and unexpected.
+"""
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from mmengine.logging import print_log
+from torch import nn
+
+from .registry import CONVERTERS, StateDict, get_converter
+
+CONTAINER_KEYS = ('state_dict', 'model', 'state_dict_ema', 'model_ema')
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read, or that does not fit the model."""
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_pretrained` did (also logged)."""
+    source: str
+    container: str
+    loaded: List[str] = field(default_factory=list)
+    missing: List[str] = field(default_factory=list)
+    unexpected: List[str] = field(default_factory=list)
+
+    def summary(self, model_name: str) -> str:
+        total = len(self.loaded) + len(self.missing)
+        lines = [f'{model_name}: loaded {len(self.loaded)}/{total} tensors from {self.source} '
+                 f'(container: {self.container})']
+        if self.missing:
+            lines.append(f'  missing, left at their initialisation ({len(self.missing)}): {_short(self.missing)}')
+        if self.unexpected:
+            lines.append(f'  unexpected, ignored ({len(self.unexpected)}): {_short(self.unexpected)}')
+        return '\n'.join(lines)
+
+
+def _short(keys: List[str], n: int = 8) -> str:
+    return ', '.join(keys[:n]) + (f', ... (+{len(keys) - n})' if len(keys) > n else '')
+
+
+def read_checkpoint(path: str, map_location: str = 'cpu') -> dict:
+    """``torch.load`` with weights-only unpickling and errors that say what is wrong with the file."""
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint file {path!r} does not exist')
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f'checkpoint {path} holds Python objects outside the weights-only allowlist, so it was not '
+            f'unpickled (untrusted pickles can run code). If you trust the file, re-save its state dict '
+            f'with tools/convert_checkpoint.py --trust. Detail: {err}') from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+        raise CheckpointError(f'cannot read checkpoint {path}: the file is corrupt or not a PyTorch '
+                              f'checkpoint ({type(err).__name__}: {err})') from err
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f'checkpoint {path} holds a {type(ckpt).__name__}, expected a dict of tensors '
+                              f'or a dict with one of {CONTAINER_KEYS}')
+    return ckpt
+
+
+def extract_state_dict(ckpt: dict, source: str = '<memory>', prefix: Optional[str] = None) -> Tuple[StateDict, str]:
+    """Unwrap the container and strip wrapper prefixes; returns ``(state_dict, container_name)``."""
+    container = 'raw'
+    for key in CONTAINER_KEYS:
+        if key in ckpt and isinstance(ckpt[key], dict):
+            ckpt, container = ckpt[key], key
+            break
+    state_dict = {k: v for k, v in ckpt.items() if isinstance(v, torch.Tensor)}
+    if not state_dict:
+        raise CheckpointError(f'checkpoint {source} has no tensors under {CONTAINER_KEYS} or at top level '
+                              f'(top-level keys: {_short(sorted(map(str, ckpt)))})')
+    if any(k.startswith('module.') for k in state_dict):  # DataParallel / DDP wrappers
+        state_dict = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state_dict.items()}
+    prefix = prefix if prefix is not None else ('backbone.' if any(k.startswith('backbone.') for k in state_dict)
+                                                else '')
+    if prefix:
+        prefix = prefix if prefix.endswith('.') else prefix + '.'
+        picked = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        if not picked:
+            raise CheckpointError(f'checkpoint {source} has no keys with prefix {prefix!r}')
+        state_dict = picked
+    return state_dict, container
+
+
+def apply_state_dict(model: nn.Module, state_dict: StateDict, source: str, container: str,
+                     allow_missing=lambda key: False) -> LoadReport:
+    """Load a converted state dict into ``model``; raises on shape mismatches and missing parameters."""
+    own = model.state_dict()
+    mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+                  for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
+    if mismatched:
+        raise CheckpointError(f'{type(model).__name__}: {len(mismatched)} tensors of {source} have the wrong '
+                              f'shape (is this the right arch?): {_short(mismatched, 5)}')
+    report = LoadReport(source=source, container=container)
+    report.loaded = [k for k in own if k in state_dict]
+    report.missing = [k for k in own if k not in state_dict]
+    report.unexpected = [k for k in state_dict if k not in own]
+    not_allowed = [k for k in report.missing if not allow_missing(k)]
+    if not_allowed:
+        raise CheckpointError(f'{type(model).__name__}: {len(not_allowed)} backbone parameters are missing from '
+                              f'{source} (wrong arch or family?): {_short(not_allowed)}')
+    model.load_state_dict({k: state_dict[k] for k in report.loaded}, strict=False)
+    return report
+
+
+def load_pretrained(model: nn.Module, path: str, prefix: Optional[str] = None,
+                    map_location: str = 'cpu', family: Optional[str] = None) -> LoadReport:
+    """Load the authors' or this package's checkpoint at ``path`` into backbone ``model``."""
+    family = family or getattr(model, 'family', '')
+    converter = get_converter(family)
+    state_dict, container = extract_state_dict(read_checkpoint(path, map_location), path, prefix)
+    check_family(state_dict, family, path)
+    state_dict = converter.convert(state_dict, model)
+    report = apply_state_dict(model, state_dict, path, container, converter.allow_missing)
+    print_log(report.summary(type(model).__name__), logger='current')
+    return report
+
+
+def check_family(state_dict: StateDict, family: str, source: str) -> None:
+    """Raise when the keys do not look like ``family``, naming the family they do look like."""
+    if CONVERTERS[family].detect(state_dict):
+        return
+    others = [name for name, conv in CONVERTERS.items() if name != family and conv.detect(state_dict)]
+    hint = f'it looks like a {" / ".join(others)} checkpoint' if others else \
+        f'its keys match no known family (first keys: {_short(sorted(state_dict), 4)})'
+    raise CheckpointError(f'{source} is not a {family} checkpoint: {hint}')
+
+
+def convert_file(family: str, src: str, model: nn.Module, prefix: Optional[str] = None) -> Dict[str, object]:
+    """Offline conversion used by ``tools/convert_checkpoint.py``: returns ``{'state_dict', 'meta'}``."""
+    state_dict, container = extract_state_dict(read_checkpoint(src), src, prefix)
+    check_family(state_dict, family, src)
+    converted = get_converter(family).convert(state_dict, model)
+    report = apply_state_dict(model, converted, src, container, get_converter(family).allow_missing)
+    print_log(report.summary(type(model).__name__), logger='current')
+    full = model.state_dict()  # includes the parameters the source lacked, at their initialisation
+    return dict(state_dict=full, meta=dict(family=family, source=os.path.basename(src), container=container,
+                                           missing_in_source=report.missing))

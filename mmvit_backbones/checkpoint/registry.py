@@ -1,0 +1,51 @@
+"""One key converter per family: official (ImageNet or dense) state dict -> this package's keys."""
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional
+
+import torch
+from torch import nn
+
+StateDict = Dict[str, torch.Tensor]
+
+
+@dataclass
+class Converter:
+    """How to bring a family's checkpoints to this package's parameter names.
+
+    Attributes:
+        family: the family name (``PyramidBackbone.family``; ``--family`` of the CLI).
+        convert: ``(state_dict, model) -> state_dict`` with our key names and the model's shapes
+            (tables resized to the model's window/position settings). Must pass this package's own
+            keys through unchanged. ``model`` gives the target shapes.
+        detect: ``state_dict -> bool``: whether the keys look like this family (official or ours);
+            used to name the family of a wrong checkpoint.
+        allow_missing: ``key -> bool``: our parameters that a valid checkpoint may lack (e.g. the
+            output norms the dense backbone adds to an ImageNet model). They keep their random init.
+    """
+    family: str
+    convert: Callable[[StateDict, nn.Module], StateDict]
+    detect: Callable[[StateDict], bool]
+    allow_missing: Callable[[str], bool]
+
+
+CONVERTERS: Dict[str, Converter] = {}
+
+
+def register_converter(family: str,
+                       detect: Callable[[StateDict], bool],
+                       allow_missing: Optional[Callable[[str], bool]] = None):
+    """Decorator registering ``convert(state_dict, model)`` as the converter of ``family``."""
+
+    def wrap(convert: Callable[[StateDict, nn.Module], StateDict]):
+        if family in CONVERTERS:
+            raise KeyError(f'a checkpoint converter for family {family!r} is already registered')
+        CONVERTERS[family] = Converter(family, convert, detect, allow_missing or (lambda key: False))
+        return convert
+
+    return wrap
+
+
+def get_converter(family: str) -> Converter:
+    if family not in CONVERTERS:
+        raise KeyError(f'no checkpoint converter for family {family!r}; known: {sorted(CONVERTERS)}')
+    return CONVERTERS[family]

@@ -1,0 +1,1 @@
+"""Key conversion for transnext checkpoints (to be written)."""

@@ -1,0 +1,1 @@
+"""Key conversion for twins checkpoints (to be written)."""

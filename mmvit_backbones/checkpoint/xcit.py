@@ -1,0 +1,1 @@
+"""Key conversion for xcit checkpoints (to be written)."""

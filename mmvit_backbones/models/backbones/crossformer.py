@@ -1,0 +1,1 @@
+"""crossformer backbone (to be written)."""

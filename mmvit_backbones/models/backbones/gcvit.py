@@ -1,0 +1,1 @@
+"""gcvit backbone (to be written)."""

@@ -1,0 +1,1 @@
+"""transnext backbone (to be written)."""

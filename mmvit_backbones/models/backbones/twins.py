@@ -1,0 +1,1 @@
+"""twins backbone (to be written)."""

@@ -1,0 +1,1 @@
+"""xcit backbone (to be written)."""

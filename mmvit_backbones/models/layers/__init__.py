@@ -1,0 +1,1 @@
+"""Pieces that two or more backbone families share. Import from the submodules directly."""
