@@ -1,1 +1,458 @@
-"""crossformer backbone (to be written)."""
+"""CrossFormer (ICLR'22) and CrossFormer++ (TPAMI'23) as dense-prediction backbones.
+
+Paper: Wang et al., "CrossFormer: A Versatile Vision Transformer Hinging on Cross-scale Attention"
+(arXiv:2108.00154) and "CrossFormer++: ..." (arXiv:2303.06908). Pieces:
+
+- cross-scale embedding layer (CEL, Sec. 3.1): convolutions of several kernel sizes with one stride,
+  concatenated, larger kernels getting fewer channels; it embeds the image and merges every stage;
+- long/short-distance attention (LSDA, Sec. 3.2): blocks alternate short-distance attention (SDA,
+  adjacent G x G groups) and long-distance attention (LDA, tokens sampled at interval I);
+- dynamic position bias (DPB, Sec. 3.3): an MLP from relative coordinates to a per-head bias, so any
+  group shape works and no table needs resizing;
+- CrossFormer++ only: amplitude cooling layers (ACL: depthwise 3x3 conv then LayerNorm, replacing the
+  tokens, no residual) after every third block of a stage but the last.
+
+Two LDA groupings exist in the authors' dense code (``grouping``):
+
+- ``'v1'`` (their ``crossformer`` branch, which produced the published CrossFormer numbers): pad to a
+  multiple of I; I*I groups of (Hp/I) x (Wp/I) tokens, so groups grow with the image; maps with
+  ``min(H, W) <= G`` use SDA with G = min(H, W);
+- ``'main'`` (their ``main`` branch, CrossFormer++): pad to a multiple of G*I; every (G*I) x (G*I)
+  region holds I*I groups of G x G tokens; maps with ``min(H, W) <= G`` use one padded
+  max(H, W) x max(H, W) group.
+
+Padded tokens are zeros after ``norm1`` and are masked as keys with the authors' -1e6, then cropped.
+Unlike the authors' code, nothing here mutates a block during forward (theirs switches a block to SDA
+for good once it sees a small map), PatchMerging accepts odd sizes, and the stem accepts any size.
+"""
+import functools
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.registry import MODELS
+from torch import nn
+
+from ..layers.drop import DropPath, drop_path_schedule
+from ..layers.mlp import Mlp
+from ..layers.padding import pad_nchw
+from .base import PyramidBackbone
+
+NEG_INF = -1e6  # the authors' additive mask for padded keys (crossformer_backbone*.py: NEG_INF)
+GROUPINGS = ('v1', 'main')
+
+
+# ------------------------------------------------------------------------------ cross-scale embedding
+def cel_channels(total: int, num_kernels: int) -> List[int]:
+    """Output channels per kernel of a CEL: halves for each larger kernel, the last two equal.
+
+    ``cel_channels(96, 4) == [48, 24, 12, 12]``; ``cel_channels(192, 2) == [96, 96]`` (paper Sec. 3.1).
+    """
+    channels = [total // 2**(i + 1) for i in range(num_kernels - 1)]
+    return channels + [total // 2**(num_kernels - 1)]
+
+
+class CrossScaleEmbedding(nn.Module):
+    """The stem CEL: image -> (B, H/4, W/4, C) tokens, then LayerNorm (keys ``projs.*``, ``norm.*``)."""
+
+    def __init__(self, in_channels: int, embed_dims: int, kernel_sizes: Sequence[int], stride: int = 4) -> None:
+        super().__init__()
+        self.stride = stride
+        self.projs = nn.ModuleList(
+            nn.Conv2d(in_channels, c, kernel_size=k, stride=stride, padding=(k - stride) // 2)
+            for k, c in zip(kernel_sizes, cel_channels(embed_dims, len(kernel_sizes))))
+        self.norm = nn.LayerNorm(embed_dims)
+
+    def forward(self, x_nchw: torch.Tensor) -> torch.Tensor:
+        # Bottom/right zero padding to a multiple of the stride gives ceil(H/4) tokens; the authors'
+        # convolutions floor, which is the same for the multiples of 32 their code accepts.
+        x_nchw, _, _ = pad_nchw(x_nchw, self.stride, self.stride)
+        x_nchw = torch.cat([proj(x_nchw) for proj in self.projs], dim=1)
+        return self.norm(x_nchw.permute(0, 2, 3, 1))
+
+
+class CrossScaleMerging(nn.Module):
+    """The CEL between stages: LayerNorm, then strided convolutions of several kernel sizes, concatenated.
+
+    (B, H, W, C) -> (B, ceil(H/2), ceil(W/2), 2C); keys ``norm.*``, ``reductions.*``.
+    """
+
+    def __init__(self, dim: int, kernel_sizes: Sequence[int], stride: int = 2) -> None:
+        super().__init__()
+        self.stride = stride
+        self.norm = nn.LayerNorm(dim)
+        self.reductions = nn.ModuleList(
+            nn.Conv2d(dim, c, kernel_size=k, stride=stride, padding=(k - stride) // 2)
+            for k, c in zip(kernel_sizes, cel_channels(2 * dim, len(kernel_sizes))))
+
+    def forward(self, x_nhwc: torch.Tensor) -> torch.Tensor:
+        x_nchw = self.norm(x_nhwc).permute(0, 3, 1, 2)
+        # The authors assert even sizes; zero rows/columns after the norm give ceil(H/2) outputs instead.
+        x_nchw, _, _ = pad_nchw(x_nchw, self.stride, self.stride)
+        x_nchw = torch.cat([conv(x_nchw) for conv in self.reductions], dim=1)
+        return x_nchw.permute(0, 2, 3, 1)
+
+
+# ------------------------------------------------------------------------------------- grouping
+def group_partition(x_nhwc: torch.Tensor, group_h: int, group_w: int, interval: int) -> torch.Tensor:
+    """Split a padded map into groups of ``group_h x group_w`` tokens sampled at stride ``interval``.
+
+    The map is tiled by regions of ``(group_h * interval) x (group_w * interval)``; each region holds
+    ``interval**2`` groups, group ``(i, j)`` taking the tokens at offsets ``(a * interval + i,
+    b * interval + j)``. ``interval == 1`` gives SDA windows; ``interval > 1`` gives LDA (one region
+    per map in the v1 grouping). ``(B, Hp, Wp, C)`` -> ``(B * num_groups, group_h * group_w, C)``.
+    """
+    b, hp, wp, c = x_nhwc.shape
+    rh, rw = hp // (group_h * interval), wp // (group_w * interval)
+    x = x_nhwc.view(b, rh, group_h, interval, rw, group_w, interval, c)
+    x = x.permute(0, 1, 4, 3, 6, 2, 5, 7)  # B, Rh, Rw, I, I, Gh, Gw, C
+    return x.reshape(-1, group_h * group_w, c)
+
+
+def group_reverse(groups: torch.Tensor, group_h: int, group_w: int, interval: int, hp: int,
+                  wp: int) -> torch.Tensor:
+    """Inverse of :func:`group_partition`: ``(B * num_groups, Gh * Gw, C)`` -> ``(B, Hp, Wp, C)``."""
+    c = groups.shape[-1]
+    rh, rw = hp // (group_h * interval), wp // (group_w * interval)
+    x = groups.view(-1, rh, rw, interval, interval, group_h, group_w, c)
+    x = x.permute(0, 1, 5, 3, 2, 6, 4, 7)  # B, Rh, Gh, I, Rw, Gw, I, C
+    return x.reshape(-1, hp, wp, c)
+
+
+class GroupPlan(tuple):
+    """How one block groups an ``h x w`` map: ``(group_h, group_w, interval, padded_h, padded_w)``."""
+
+    @property
+    def group_h(self) -> int:
+        return self[0]
+
+    @property
+    def group_w(self) -> int:
+        return self[1]
+
+    @property
+    def interval(self) -> int:
+        return self[2]
+
+    @property
+    def padded(self) -> Tuple[int, int]:
+        return self[3], self[4]
+
+
+def _round_up(size: int, multiple: int) -> int:
+    return -(-size // multiple) * multiple
+
+
+def plan_groups(h: int, w: int, group_size: int, interval: int, long_distance: bool, grouping: str) -> GroupPlan:
+    """The group shape, sampling interval and padded size the authors' dense code uses for an h x w map.
+
+    v1: ``crossformer`` branch ``models/crossformer_backbone.py`` (CrossFormerBlock.forward);
+    main: ``main`` branch ``models/crossformer_backbone_det.py`` (CrossFormerBlock.forward).
+    """
+    if min(h, w) <= group_size:  # the map is small: plain SDA with one window side
+        g = min(h, w) if grouping == 'v1' else max(h, w)
+        return GroupPlan((g, g, 1, _round_up(h, g), _round_up(w, g)))
+    if not long_distance:
+        return GroupPlan((group_size, group_size, 1, _round_up(h, group_size), _round_up(w, group_size)))
+    if grouping == 'v1':  # I*I groups that each span the whole (padded) map
+        hp, wp = _round_up(h, interval), _round_up(w, interval)
+        return GroupPlan((hp // interval, wp // interval, interval, hp, wp))
+    span = group_size * interval
+    return GroupPlan((group_size, group_size, interval, _round_up(h, span), _round_up(w, span)))
+
+
+@functools.lru_cache(maxsize=64)
+def padded_key_mask(h: int, w: int, plan: GroupPlan, device: torch.device) -> Optional[torch.Tensor]:
+    """``(num_groups, Gh * Gw)`` bool, True on padding tokens; None when the map needs no padding."""
+    hp, wp = plan.padded
+    if (hp, wp) == (h, w):
+        return None
+    pad = torch.ones(1, hp, wp, 1, dtype=torch.bool, device=device)
+    pad[:, :h, :w] = False
+    return group_partition(pad, plan.group_h, plan.group_w, plan.interval).squeeze(-1)
+
+
+@functools.lru_cache(maxsize=32)
+def relative_coords_and_index(group_h: int, group_w: int,
+                              device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """DPB inputs for a ``group_h x group_w`` group (paper Eq. 4; Swin's relative index).
+
+    Returns the ``((2Gh-1)(2Gw-1), 2)`` float table of offsets (dh, dw), dh-major, and the
+    ``(Gh*Gw, Gh*Gw)`` index of each (query, key) pair's offset ``q - k`` in that table.
+    """
+    dh = torch.arange(1 - group_h, group_h, device=device)
+    dw = torch.arange(1 - group_w, group_w, device=device)
+    offsets = torch.stack(torch.meshgrid(dh, dw, indexing='ij'), dim=-1).reshape(-1, 2).float()
+    coords = torch.stack(torch.meshgrid(torch.arange(group_h, device=device), torch.arange(group_w, device=device),
+                                        indexing='ij')).flatten(1)  # 2, N
+    rel = coords[:, :, None] - coords[:, None, :]  # 2, N(query), N(key)
+    index = (rel[0] + group_h - 1) * (2 * group_w - 1) + (rel[1] + group_w - 1)
+    return offsets, index
+
+
+# ------------------------------------------------------------------------------------- attention
+class DynamicPosBias(nn.Module):
+    """DPB (paper Sec. 3.3): (dh, dw) -> per-head bias through ``Linear, 3 x (LN, ReLU, Linear)``.
+
+    The authors build it as ``DynamicPosBias(dim // 4)`` and divide by 4 again inside, so the hidden
+    width is ``dim // 16`` (ARCHITECTURES.md Sec. 4.3). Keys ``pos_proj``, ``pos{1,2,3}.{0,2}``.
+    """
+
+    def __init__(self, hidden: int, num_heads: int) -> None:
+        super().__init__()
+        if hidden < 1:
+            raise ValueError(f'DynamicPosBias: hidden width {hidden} must be >= 1 (attention dim >= 16)')
+        self.pos_proj = nn.Linear(2, hidden)
+        self.pos1 = nn.Sequential(nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, hidden))
+        self.pos2 = nn.Sequential(nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, hidden))
+        self.pos3 = nn.Sequential(nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, num_heads))
+
+    def forward(self, offsets: torch.Tensor) -> torch.Tensor:
+        return self.pos3(self.pos2(self.pos1(self.pos_proj(offsets))))
+
+
+class GroupAttention(nn.Module):
+    """Multi-head self-attention inside each group, with the DPB bias and the padded-key mask.
+
+    In eval mode the DPB table of each group shape is computed once and reused until a DPB parameter
+    changes (tracked by the parameters' version counters); in training it is recomputed every forward,
+    so gradients are exact. Keys ``qkv``, ``proj``, ``pos.*``.
+    """
+
+    fused: bool = True  # scaled_dot_product_attention; False runs the explicit reference below
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'GroupAttention: dim {dim} is not divisible by num_heads {num_heads}')
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads)**-0.5
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+        self.pos = DynamicPosBias(dim // 16, num_heads)
+        self._table_cache: Dict[tuple, torch.Tensor] = {}
+
+    def bias_table(self, group_h: int, group_w: int, device: torch.device) -> torch.Tensor:
+        """``((2Gh-1)(2Gw-1), num_heads)`` DPB outputs, cached per group shape outside training."""
+        offsets, _ = relative_coords_and_index(group_h, group_w, device)
+        params = list(self.pos.parameters())
+        if self.training or (torch.is_grad_enabled() and any(p.requires_grad for p in params)):
+            self._table_cache.clear()
+            return self.pos(offsets.to(params[0].dtype))
+        versions = tuple(p._version for p in params)
+        key = (group_h, group_w, device, params[0].dtype)
+        cached = self._table_cache.get(key)
+        if cached is None or cached[0] != versions or cached[1] != params[0].data_ptr():
+            if len(self._table_cache) >= 16:
+                self._table_cache.clear()
+            cached = (versions, params[0].data_ptr(), self.pos(offsets.to(params[0].dtype)))
+            self._table_cache[key] = cached
+        return cached[2]
+
+    def position_bias(self, group_h: int, group_w: int, device: torch.device) -> torch.Tensor:
+        """``(num_heads, N, N)`` bias for a group of ``N = group_h * group_w`` tokens."""
+        _, index = relative_coords_and_index(group_h, group_w, device)
+        table = self.bias_table(group_h, group_w, device)  # T, nH
+        return table.t()[:, index]
+
+    def forward(self, groups: torch.Tensor, batch: int, group_h: int, group_w: int,
+                key_pad: Optional[torch.Tensor]) -> torch.Tensor:
+        """``groups``: ``(batch * num_groups, N, C)``; ``key_pad``: ``(num_groups, N)`` bool or None."""
+        bg, n, c = groups.shape
+        num_groups = bg // batch
+        qkv = self.qkv(groups).view(batch, num_groups, n, 3, self.num_heads, c // self.num_heads)
+        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)  # each B, nG, nH, N, hd
+        mask = self.position_bias(group_h, group_w, groups.device).to(q.dtype)  # nH, N, N
+        if key_pad is not None:  # nG, nH, N, N
+            mask = mask.unsqueeze(0).masked_fill(key_pad[:, None, None, :], NEG_INF)
+        if self.fused:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+        else:
+            out = attention_reference(q, k, v, mask, self.scale)
+        out = out.permute(0, 1, 3, 2, 4).reshape(bg, n, c)
+        return self.proj(out)
+
+
+def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
+                        scale: float) -> torch.Tensor:
+    """``softmax(q k^T * scale + mask) v``, written out as the authors do (the fused path's reference)."""
+    attn = (q * scale) @ k.transpose(-2, -1) + mask
+    return attn.softmax(dim=-1) @ v
+
+
+# ------------------------------------------------------------------------------------------ block
+class CrossFormerBlock(nn.Module):
+    """``x + DP(LSDA(LN(x)))``, then ``x + DP(MLP(LN(x)))``, then (++ only) ``ACL(x)`` (NHWC in/out)."""
+
+    def __init__(self,
+                 dim: int,
+                 num_heads: int,
+                 group_size: int,
+                 interval: int,
+                 long_distance: bool,
+                 grouping: str,
+                 mlp_ratio: float = 4.0,
+                 drop_path: float = 0.0,
+                 with_acl: bool = False) -> None:
+        super().__init__()
+        self.group_size = group_size
+        self.interval = interval
+        self.long_distance = long_distance
+        self.grouping = grouping
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = GroupAttention(dim, num_heads)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.with_acl = with_acl
+        if with_acl:  # amplitude cooling layer (CrossFormer++ Sec. 4.2); replaces x, no residual
+            self.ex_conv = nn.Conv2d(dim, dim, kernel_size=3, padding=1, groups=dim)
+            self.ex_ln = nn.LayerNorm(dim)
+
+    def attention(self, x_nhwc: torch.Tensor) -> torch.Tensor:
+        b, h, w, _ = x_nhwc.shape
+        plan = plan_groups(h, w, self.group_size, self.interval, self.long_distance, self.grouping)
+        hp, wp = plan.padded
+        if (hp, wp) != (h, w):  # zeros at the bottom/right, after norm1 (masked as keys below)
+            x_nhwc = F.pad(x_nhwc, (0, 0, 0, wp - w, 0, hp - h))
+        groups = group_partition(x_nhwc, plan.group_h, plan.group_w, plan.interval)
+        key_pad = padded_key_mask(h, w, plan, x_nhwc.device)
+        groups = self.attn(groups, b, plan.group_h, plan.group_w, key_pad)
+        x_nhwc = group_reverse(groups, plan.group_h, plan.group_w, plan.interval, hp, wp)
+        return x_nhwc[:, :h, :w]
+
+    def forward(self, x_nhwc: torch.Tensor) -> torch.Tensor:
+        x_nhwc = x_nhwc + self.drop_path(self.attention(self.norm1(x_nhwc)))
+        x_nhwc = x_nhwc + self.drop_path(self.mlp(self.norm2(x_nhwc)))
+        if self.with_acl:
+            x_nhwc = self.ex_ln(self.ex_conv(x_nhwc.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
+        return x_nhwc
+
+
+class CrossFormerStage(nn.Module):
+    """One stage's blocks (SDA at even, LDA at odd indices) and the CEL merging that follows it."""
+
+    def __init__(self, blocks: List[CrossFormerBlock], downsample: Optional[CrossScaleMerging]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.downsample = downsample
+
+
+# --------------------------------------------------------------------------------------- backbone
+def _arch(embed_dims: int, depths, num_heads, pp: bool) -> dict:
+    # Dense defaults are the authors' det/seg config values (G=7, I=8,4,2,1), also for CrossFormer++,
+    # whose ImageNet training used G=(4,4,14,7), I=(4,2,1,1); DPB makes either weight-compatible.
+    return dict(embed_dims=embed_dims, depths=depths, num_heads=num_heads, group_size=(7, 7, 7, 7),
+                interval=(8, 4, 2, 1), grouping='main' if pp else 'v1', acl=pp)
+
+
+@MODELS.register_module()
+class CrossFormer(PyramidBackbone):
+    """CrossFormer / CrossFormer++ dense backbone: 4 maps at strides 4-32, ``C * 2**i`` channels, no norm.
+
+    Args (after the common ones of :class:`PyramidBackbone`):
+        group_size: G per stage; default the arch's (7 in every stage, as in the authors' dense configs).
+        interval: LDA interval I per stage; default the arch's (8, 4, 2, 1).
+        grouping: ``'v1'`` or ``'main'`` (see the module docstring); default the arch's: ``'v1'`` for
+            CrossFormer (the code behind its published dense numbers), ``'main'`` for CrossFormer++.
+
+    Arch dict keys: ``embed_dims, depths, num_heads`` (required), ``group_size, interval, grouping,
+    acl, mlp_ratio, patch_sizes, merge_sizes``.
+    """
+
+    family = 'crossformer'
+    arch_required_keys = ('embed_dims', 'depths', 'num_heads')
+    arch_zoo = {
+        'tiny': _arch(64, (1, 1, 8, 6), (2, 4, 8, 16), pp=False),
+        'small': _arch(96, (2, 2, 6, 2), (3, 6, 12, 24), pp=False),
+        'base': _arch(96, (2, 2, 18, 2), (3, 6, 12, 24), pp=False),
+        'large': _arch(128, (2, 2, 18, 2), (4, 8, 16, 32), pp=False),
+        'pp-small': _arch(64, (2, 2, 18, 2), (2, 4, 8, 16), pp=True),
+        'pp-base': _arch(96, (2, 2, 18, 2), (3, 6, 12, 24), pp=True),
+        'pp-large': _arch(128, (2, 2, 18, 2), (4, 8, 16, 32), pp=True),
+        'pp-huge': _arch(128, (6, 6, 18, 2), (4, 8, 16, 32), pp=True),
+    }
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'small',
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_path_rate: float = 0.0,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 init_cfg: Optional[dict] = None,
+                 group_size: Optional[Sequence[int]] = None,
+                 interval: Optional[Sequence[int]] = None,
+                 grouping: Optional[str] = None) -> None:
+        super().__init__(arch, in_channels, out_indices, drop_path_rate, frozen_stages, norm_eval, with_cp,
+                         init_cfg)
+        cfg = self.arch_settings
+        self.group_size = self._per_stage('group_size', group_size if group_size is not None
+                                          else cfg.get('group_size', (7, 7, 7, 7)))
+        self.interval = self._per_stage('interval', interval if interval is not None
+                                        else cfg.get('interval', (8, 4, 2, 1)))
+        self.grouping = grouping if grouping is not None else cfg.get('grouping', 'v1')
+        if self.grouping not in GROUPINGS:
+            raise ValueError(f'CrossFormer: grouping {self.grouping!r} is not one of {GROUPINGS}')
+        depths = self._per_stage('depths', cfg['depths'])
+        num_heads = self._per_stage('num_heads', cfg['num_heads'])
+        embed_dims = int(cfg['embed_dims'])
+        with_acl = bool(cfg.get('acl', False))
+        mlp_ratio = float(cfg.get('mlp_ratio', 4.0))
+        merge_sizes = cfg.get('merge_sizes', ((2, 4), ) * (self.num_stages - 1))
+        self.channels = [embed_dims * 2**i for i in range(self.num_stages)]
+
+        self.patch_embed = CrossScaleEmbedding(in_channels, embed_dims, cfg.get('patch_sizes', (4, 8, 16, 32)))
+        rates = drop_path_schedule(self.drop_path_rate, depths)
+        self.layers = nn.ModuleList()
+        for i, depth in enumerate(depths):
+            blocks = [
+                CrossFormerBlock(
+                    self.channels[i], num_heads[i], self.group_size[i], self.interval[i],
+                    long_distance=j % 2 == 1, grouping=self.grouping, mlp_ratio=mlp_ratio,
+                    drop_path=rates[i][j],
+                    # ACL after blocks 2, 5, 8, ... but never after a stage's last block (++ Sec. 4.2)
+                    with_acl=with_acl and (j + 1) % 3 == 0 and j < depth - 1) for j in range(depth)
+            ]
+            downsample = CrossScaleMerging(self.channels[i], merge_sizes[i]) if i < self.num_stages - 1 else None
+            self.layers.append(CrossFormerStage(blocks, downsample))
+
+    def _per_stage(self, name: str, values) -> Tuple[int, ...]:
+        values = tuple(values)
+        if len(values) != self.num_stages or not all(isinstance(v, int) and v > 0 for v in values):
+            raise ValueError(f'CrossFormer: {name} {values} must be {self.num_stages} positive ints, one per stage')
+        return values
+
+    def stem_modules(self) -> List[nn.Module]:
+        return [self.patch_embed]
+
+    def stage_modules(self, index: int) -> List[nn.Module]:
+        modules = [self.layers[index].blocks]
+        if index > 0:
+            modules.insert(0, self.layers[index - 1].downsample)
+        return modules
+
+    def reset_parameters(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        self.check_input(x)
+        x_nhwc = self.patch_embed(x)
+        feats = {}
+        last = max(self.out_indices)
+        for i, stage in enumerate(self.layers):
+            x_nhwc = self.run_blocks(stage.blocks, x_nhwc)
+            if i in self.out_indices:
+                feats[i] = x_nhwc.permute(0, 3, 1, 2).contiguous()
+            if i == last:
+                break
+            x_nhwc = stage.downsample(x_nhwc)
+        return tuple(feats[i] for i in self.out_indices)
