@@ -1,1 +1,333 @@
-"""twins backbone (to be written)."""
+"""Twins (Chu et al., "Twins: Revisiting the Design of Spatial Attention in Vision Transformers", NeurIPS 2021).
+
+Two backbones share one core, :class:`TwinsBackbone`, and differ only in data (``arch_zoo``):
+
+* **PCPVT** (paper Sec. 3.1): PVT with conditional position encodings. Every block is a pre-norm
+  transformer block with *global sub-sampled attention* (GSA: keys/values from a ``sr x sr``
+  strided conv of the map).
+* **SVT** (paper Sec. 3.2): blocks alternate *locally-grouped self-attention* (LSA, plain attention
+  inside non-overlapping 7x7 windows; even block indices) and GSA (odd indices).
+
+Both insert a PEG (depthwise 3x3 conv + residual, CPVT) after block 0 of each stage. The dense
+semantics follow the authors' ``detection/gvt.py`` and ``segmentation/gvt.py``: SVT adds a LayerNorm
+after every stage *in the main path* (the next stage embeds the normalised map), PCPVT has no output
+norm. Block norms use eps 1e-6; the patch-embedding and GSA sub-sampling norms use eps 1e-5.
+
+Differences from the authors' dense code (see docs/twins.md):
+
+* Any input ``>= 32``: each patch embedding zero-pads its input bottom/right to a multiple of its
+  stride, so stage ``i`` has ``ceil(H / s_i)`` rows. The authors' convolutions floor; both agree
+  whenever ``H`` and ``W`` are multiples of 32.
+* LSA pads the map to a multiple of the window and, by default, masks the padded keys for every
+  padding (``lsa_mask='correct'``). ``'official'`` reproduces the authors' segmentation code, whose
+  mask only applies when *both* the bottom and the right need padding; ``'none'`` reproduces their
+  detection code (zero padding without a mask).
+* ``drop_path_rate`` is honoured (the authors' registration classes ignore every keyword argument).
+"""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.registry import MODELS
+from torch import nn
+
+from ..layers.drop import DropPath, drop_path_schedule
+from ..layers.mlp import Mlp
+from ..layers.padding import pad_nchw, pad_nhwc
+from ..layers.windows import window_partition, window_reverse
+from .base import PyramidBackbone
+
+HW = Tuple[int, int]
+
+BLOCK_NORM_EPS = 1e-6  # norm1/norm2 and the SVT stage norms (authors: partial(nn.LayerNorm, eps=1e-6))
+EMBED_NORM_EPS = 1e-5  # patch-embedding and GSA sub-sampling norms (authors: plain nn.LayerNorm)
+LSA_MASK_MODES = ('correct', 'official', 'none')
+ATTN_IMPLS = ('sdpa', 'reference')
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: Optional[torch.Tensor] = None,
+              impl: str = 'sdpa') -> torch.Tensor:
+    """Softmax attention ``softmax(q k^T / sqrt(d)) v`` over ``(..., L, d)`` tensors.
+
+    ``key_mask`` (bool, broadcastable to ``(..., 1, S)``) is True for keys that may be attended.
+    ``impl='reference'`` is the readable matmul/softmax path that ``'sdpa'`` is tested against.
+    """
+    if impl == 'sdpa':
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
+    attn = (q @ k.transpose(-2, -1)) * q.shape[-1]**-0.5
+    if key_mask is not None:
+        attn = attn.masked_fill(~key_mask, float('-inf'))
+    return attn.softmax(dim=-1) @ v
+
+
+class PatchEmbed(nn.Module):
+    """Strided conv (kernel = stride) + LayerNorm; pads the input bottom/right to a stride multiple."""
+
+    def __init__(self, in_channels: int, embed_dims: int, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+        self.proj = nn.Conv2d(in_channels, embed_dims, kernel_size=stride, stride=stride)
+        self.norm = nn.LayerNorm(embed_dims, eps=EMBED_NORM_EPS)
+
+    def forward(self, x_nchw: torch.Tensor) -> Tuple[torch.Tensor, HW]:
+        x_nchw, _, _ = pad_nchw(x_nchw, self.stride, self.stride)
+        x_nchw = self.proj(x_nchw)
+        hw = (x_nchw.shape[2], x_nchw.shape[3])
+        tokens = self.norm(x_nchw.flatten(2).transpose(1, 2))  # (B, H*W, C)
+        return tokens, hw
+
+
+class PosConv(nn.Module):
+    """PEG of CPVT (Chu et al. 2021): ``x + DWConv3x3(x)`` on the token map."""
+
+    def __init__(self, embed_dims: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(embed_dims, embed_dims, 3, padding=1, groups=embed_dims)
+
+    def forward(self, tokens: torch.Tensor, hw: HW) -> torch.Tensor:
+        b, n, c = tokens.shape
+        x_nchw = tokens.transpose(1, 2).reshape(b, c, *hw)
+        return (self.proj(x_nchw) + x_nchw).flatten(2).transpose(1, 2)
+
+
+class GlobalSubsampledAttention(nn.Module):
+    """GSA (Twins Sec. 3.2, PVT's spatial-reduction attention): every token attends to the map
+    sub-sampled by a ``sr x sr`` strided conv (floor, as the authors), or to all tokens when ``sr == 1``."""
+
+    def __init__(self, embed_dims: int, num_heads: int, sr_ratio: int, attn_impl: str = 'sdpa') -> None:
+        super().__init__()
+        if embed_dims % num_heads:
+            raise ValueError(f'embed_dims {embed_dims} is not divisible by num_heads {num_heads}')
+        self.num_heads = num_heads
+        self.sr_ratio = sr_ratio
+        self.attn_impl = attn_impl
+        self.q = nn.Linear(embed_dims, embed_dims)
+        self.kv = nn.Linear(embed_dims, embed_dims * 2)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+        if sr_ratio > 1:
+            self.sr = nn.Conv2d(embed_dims, embed_dims, kernel_size=sr_ratio, stride=sr_ratio)
+            self.norm = nn.LayerNorm(embed_dims, eps=EMBED_NORM_EPS)
+
+    def forward(self, tokens: torch.Tensor, hw: HW) -> torch.Tensor:
+        b, n, c = tokens.shape
+        heads = self.num_heads
+        q = self.q(tokens).reshape(b, n, heads, c // heads).transpose(1, 2)  # (B, heads, N, d)
+        if self.sr_ratio > 1:
+            x_nchw = tokens.transpose(1, 2).reshape(b, c, *hw)
+            kv_tokens = self.norm(self.sr(x_nchw).flatten(2).transpose(1, 2))  # (B, N / sr^2, C)
+        else:
+            kv_tokens = tokens
+        k, v = self.kv(kv_tokens).reshape(b, -1, 2, heads, c // heads).permute(2, 0, 3, 1, 4)
+        out = attention(q, k, v, impl=self.attn_impl)
+        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+
+
+class LocallyGroupedAttention(nn.Module):
+    """LSA (Twins Sec. 3.2): plain attention inside non-overlapping ``window x window`` groups.
+
+    The map is zero-padded bottom/right to a window multiple. ``mask_mode`` says which padded keys
+    are hidden from the real tokens: ``'correct'`` all of them; ``'official'`` only when both the
+    bottom and the right are padded (the authors' segmentation code, whose ``mask[:, -0:]`` slice
+    selects everything when one pad is 0); ``'none'`` none (the authors' detection code).
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, window_size: int, mask_mode: str = 'correct',
+                 attn_impl: str = 'sdpa') -> None:
+        super().__init__()
+        if embed_dims % num_heads:
+            raise ValueError(f'embed_dims {embed_dims} is not divisible by num_heads {num_heads}')
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.mask_mode = mask_mode
+        self.attn_impl = attn_impl
+        self.qkv = nn.Linear(embed_dims, embed_dims * 3)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+        self._mask_cache: Dict[tuple, Optional[torch.Tensor]] = {}
+
+    def key_mask(self, h: int, w: int, pad_b: int, pad_r: int, device: torch.device) -> Optional[torch.Tensor]:
+        """Bool ``(nW, 1, 1, ws*ws)``, True for real keys, or None when nothing is masked (cached)."""
+        masked = (pad_b > 0 or pad_r > 0) if self.mask_mode == 'correct' else \
+            (pad_b > 0 and pad_r > 0) if self.mask_mode == 'official' else False
+        if not masked:
+            return None
+        key = (h, w, device)
+        if key not in self._mask_cache:
+            ws = self.window_size
+            real = torch.zeros(1, h + pad_b, w + pad_r, 1, dtype=torch.bool, device=device)
+            real[:, :h, :w] = True
+            self._mask_cache[key] = window_partition(real, ws, ws).reshape(-1, 1, 1, ws * ws)
+        return self._mask_cache[key]
+
+    def forward(self, tokens: torch.Tensor, hw: HW) -> torch.Tensor:
+        b, n, c = tokens.shape
+        h, w = hw
+        ws, heads = self.window_size, self.num_heads
+        x_nhwc, pad_b, pad_r = pad_nhwc(tokens.reshape(b, h, w, c), ws, ws)
+        hp, wp = x_nhwc.shape[1:3]
+        windows = window_partition(x_nhwc, ws, ws)  # (B*nW, ws*ws, C)
+        q, k, v = self.qkv(windows).reshape(-1, ws * ws, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+        mask = self.key_mask(h, w, pad_b, pad_r, tokens.device)
+        if mask is not None:
+            mask = mask.expand(b, -1, -1, -1, -1).reshape(-1, 1, 1, ws * ws)  # (B*nW, 1, 1, ws*ws)
+        out = attention(q, k, v, mask, impl=self.attn_impl)  # (B*nW, heads, ws*ws, d)
+        x_nhwc = window_reverse(out.transpose(1, 2).reshape(-1, ws * ws, c), ws, ws, hp, wp)
+        return self.proj(x_nhwc[:, :h, :w].reshape(b, n, c))
+
+
+class TwinsBlock(nn.Module):
+    """Pre-norm transformer block: ``x + DP(Attn(LN x))``, then ``x + DP(MLP(LN x))``."""
+
+    def __init__(self, embed_dims: int, mlp_ratio: float, drop_path: float, attn: nn.Module) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(embed_dims, eps=BLOCK_NORM_EPS)
+        self.attn = attn
+        self.norm2 = nn.LayerNorm(embed_dims, eps=BLOCK_NORM_EPS)
+        self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, tokens: torch.Tensor, hw: HW) -> torch.Tensor:
+        tokens = tokens + self.drop_path(self.attn(self.norm1(tokens), hw))
+        return tokens + self.drop_path(self.mlp(self.norm2(tokens)))
+
+
+class TwinsStage(nn.Module):
+    """Patch embedding, blocks with a PEG after block 0, and (SVT) a LayerNorm in the main path."""
+
+    def __init__(self, in_channels: int, embed_dims: int, stride: int, blocks: List[TwinsBlock],
+                 norm_after_stage: bool) -> None:
+        super().__init__()
+        self.patch_embed = PatchEmbed(in_channels, embed_dims, stride)
+        self.blocks = nn.ModuleList(blocks)
+        self.pos_block = PosConv(embed_dims)
+        self.norm = nn.LayerNorm(embed_dims, eps=BLOCK_NORM_EPS) if norm_after_stage else nn.Identity()
+
+
+class TwinsBackbone(PyramidBackbone):
+    """The shared Twins core; :class:`TwinsPCPVT` and :class:`TwinsSVT` differ only in ``arch_zoo``.
+
+    Arch keys: ``embed_dims``, ``depths``, ``num_heads``, ``mlp_ratios``, ``sr_ratios`` (GSA), and
+    ``window_sizes`` (LSA window per stage, or ``None`` for GSA-only PCPVT blocks; with windows, even
+    block indices use LSA and odd ones GSA) and ``norm_after_stage``.
+
+    Args:
+        arch, in_channels, out_indices, drop_path_rate, frozen_stages, norm_eval, with_cp, init_cfg:
+            see :class:`PyramidBackbone`. ``drop_path_rate`` defaults to 0.2, the authors' dense value
+            (SVT-L UperNet used 0.3).
+        lsa_mask: ``'correct'`` (default), ``'official'`` or ``'none'``; see
+            :class:`LocallyGroupedAttention`.
+        attn_impl: ``'sdpa'`` (``F.scaled_dot_product_attention``) or ``'reference'`` (matmul + softmax).
+    """
+
+    family = 'twins'
+    arch_required_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios', 'sr_ratios')
+    arch_defaults: dict = dict(window_sizes=None, norm_after_stage=False)  # fill a custom arch dict
+    patch_strides = (4, 2, 2, 2)
+
+    def __init__(self,
+                 arch: str = 'small',
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_path_rate: float = 0.2,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 init_cfg=None,
+                 lsa_mask: str = 'correct',
+                 attn_impl: str = 'sdpa') -> None:
+        super().__init__(arch, in_channels, out_indices, drop_path_rate, frozen_stages, norm_eval, with_cp,
+                         init_cfg)
+        if lsa_mask not in LSA_MASK_MODES:
+            raise ValueError(f'{type(self).__name__}: lsa_mask {lsa_mask!r} unknown; expected one of {LSA_MASK_MODES}')
+        if attn_impl not in ATTN_IMPLS:
+            raise ValueError(f'{type(self).__name__}: attn_impl {attn_impl!r} unknown; expected one of {ATTN_IMPLS}')
+        arch = self.arch_settings = {**self.arch_defaults, **self.arch_settings}
+        for key in ('embed_dims', 'depths', 'num_heads', 'mlp_ratios', 'sr_ratios'):
+            if len(arch[key]) != self.num_stages:
+                raise ValueError(f'{type(self).__name__}: arch {key} {arch[key]} must have {self.num_stages} entries')
+        window_sizes = arch['window_sizes']
+        self.embed_dims = list(arch['embed_dims'])
+        self.lsa_mask = lsa_mask
+        rates = drop_path_schedule(self.drop_path_rate, arch['depths'])
+
+        stages = []
+        for i in range(self.num_stages):
+            dims, heads = arch['embed_dims'][i], arch['num_heads'][i]
+            blocks = []
+            for j in range(arch['depths'][i]):
+                if window_sizes is not None and j % 2 == 0:
+                    attn = LocallyGroupedAttention(dims, heads, window_sizes[i], lsa_mask, attn_impl)
+                else:
+                    attn = GlobalSubsampledAttention(dims, heads, arch['sr_ratios'][i], attn_impl)
+                blocks.append(TwinsBlock(dims, arch['mlp_ratios'][i], rates[i][j], attn))
+            stages.append(TwinsStage(in_channels if i == 0 else arch['embed_dims'][i - 1], dims,
+                                     self.patch_strides[i], blocks, arch['norm_after_stage']))
+        self.stages = nn.ModuleList(stages)
+
+    def stem_modules(self) -> List[nn.Module]:
+        return [self.stages[0].patch_embed]
+
+    def stage_modules(self, index: int) -> List[nn.Module]:
+        return [self.stages[index]]
+
+    def reset_parameters(self) -> None:
+        """The authors' init: trunc-normal(0.02) linears, unit LayerNorms, fan-out normal convs."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Conv2d):
+                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+                nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
+                nn.init.zeros_(m.bias)
+
+    def _run_stage(self, stage: TwinsStage, x_nchw: torch.Tensor) -> torch.Tensor:
+        tokens, hw = stage.patch_embed(x_nchw)
+        for j, block in enumerate(stage.blocks):
+            tokens = self.run_checkpointed(block, tokens, hw)
+            if j == 0:
+                tokens = stage.pos_block(tokens, hw)
+        tokens = stage.norm(tokens)
+        return tokens.transpose(1, 2).reshape(tokens.shape[0], -1, *hw)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        self.check_input(x)
+        outs = {}
+        for i, stage in enumerate(self.stages):
+            x = self._run_stage(stage, x)  # (B, C_i, ceil(H / s_i), ceil(W / s_i))
+            outs[i] = x
+        return tuple(outs[i] for i in self.out_indices)
+
+
+_PCPVT_COMMON = dict(embed_dims=[64, 128, 320, 512], num_heads=[1, 2, 5, 8], mlp_ratios=[8, 8, 4, 4],
+                     sr_ratios=[8, 4, 2, 1], window_sizes=None, norm_after_stage=False)
+_SVT_COMMON = dict(mlp_ratios=[4, 4, 4, 4], sr_ratios=[8, 4, 2, 1], window_sizes=[7, 7, 7, 7],
+                   norm_after_stage=True)
+
+
+@MODELS.register_module()
+class TwinsPCPVT(TwinsBackbone):
+    """Twins-PCPVT (GSA in every block, no output norm). Archs ``small``/``base``/``large``."""
+
+    arch_zoo = {
+        'small': dict(_PCPVT_COMMON, depths=[3, 4, 6, 3]),
+        'base': dict(_PCPVT_COMMON, depths=[3, 4, 18, 3]),
+        'large': dict(_PCPVT_COMMON, depths=[3, 8, 27, 3]),
+    }
+
+
+@MODELS.register_module()
+class TwinsSVT(TwinsBackbone):
+    """Twins-SVT (alternating LSA/GSA, a LayerNorm after every stage). Archs ``small``/``base``/``large``."""
+
+    arch_defaults = dict(window_sizes=[7, 7, 7, 7], norm_after_stage=True)
+
+    arch_zoo = {
+        'small': dict(_SVT_COMMON, embed_dims=[64, 128, 256, 512], depths=[2, 2, 10, 4], num_heads=[2, 4, 8, 16]),
+        'base': dict(_SVT_COMMON, embed_dims=[96, 192, 384, 768], depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24]),
+        'large': dict(_SVT_COMMON, embed_dims=[128, 256, 512, 1024], depths=[2, 2, 18, 2],
+                      num_heads=[4, 8, 16, 32]),
+    }
