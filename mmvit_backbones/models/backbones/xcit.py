@@ -1,1 +1,337 @@
-"""xcit backbone (to be written)."""
+"""XCiT: Cross-Covariance Image Transformers (El-Nouby et al., NeurIPS 2021) as a pyramid backbone.
+
+XCiT is columnar: a convolutional patch embedding (stride 8 or 16) and a stack of XCA blocks that
+all work on one token grid. Each block (paper Sec. 3.1, Fig. 1) is
+
+    x = x + gamma1 * XCA(norm1(x))     cross-covariance attention over channels
+    x = x + gamma3 * LPI(norm3(x))     local patch interaction: two depthwise 3x3 convs
+    x = x + gamma2 * MLP(norm2(x))
+
+(the parameter names follow the authors' and timm's checkpoints, hence the 1-3-2 order). For dense
+prediction we follow the authors' detection/segmentation backbone: no class token and no
+class-attention layers; the outputs of four blocks (``tap_blocks``) are reshaped to maps and turned
+into strides 4/8/16/32 by :class:`~mmvit_backbones.models.layers.pyramid.SimplePyramid`.
+"""
+import math
+from collections import OrderedDict
+from typing import List, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule, build_norm_layer
+from mmengine.registry import MODELS
+from torch import nn
+
+from ..layers.drop import DropPath
+from ..layers.mlp import Mlp
+from ..layers.pyramid import SimplePyramid
+from .base import PyramidBackbone
+
+STRIDES = (4, 8, 16, 32)
+
+
+def _arch(embed_dims: int, depth: int, num_heads: int, patch_size: int) -> dict:
+    # Layer-scale init (``eta``) is 1.0 for the 12-layer models and 1e-5 for the 24-layer ones; the
+    # tapped blocks are those of the authors' dense configs.
+    return dict(embed_dims=embed_dims, depth=depth, num_heads=num_heads, patch_size=patch_size,
+                layer_scale_init=1.0 if depth == 12 else 1e-5,
+                tap_blocks=(3, 5, 7, 11) if depth == 12 else (7, 11, 15, 23))
+
+
+_SIZES = {  # name: (embed_dims, depth, num_heads); cls `xcit.py` model functions
+    'nano-12': (128, 12, 4),
+    'tiny-12': (192, 12, 4),
+    'tiny-24': (192, 24, 4),
+    'small-12': (384, 12, 8),
+    'small-24': (384, 24, 8),
+    'medium-24': (512, 24, 8),
+    'large-24': (768, 24, 16),
+}
+
+
+class ConvPatchEmbed(nn.Module):
+    """Image -> tokens at stride ``patch_size`` (8 or 16) by stride-2 3x3 conv + norm layers, GELU between.
+
+    Channels grow ``C/8 -> C/4 -> C/2 -> C`` (p16) or ``C/4 -> C/2 -> C`` (p8). Padding 1 makes the
+    output ``ceil(H / patch_size)``, so any input size works.
+    """
+
+    def __init__(self, in_channels: int, embed_dims: int, patch_size: int, norm_cfg: dict) -> None:
+        super().__init__()
+        num_convs = int(math.log2(patch_size))
+        widths = [embed_dims // 2**(num_convs - 1 - i) for i in range(num_convs)]
+        convs, prev = [], in_channels
+        for i, width in enumerate(widths):
+            last = i == num_convs - 1
+            # efficient_conv_bn_eval folds the BN into the conv whenever the BN is in eval mode.
+            convs.append(ConvModule(prev, width, 3, stride=2, padding=1, norm_cfg=norm_cfg,
+                                    act_cfg=None if last else dict(type='GELU'), efficient_conv_bn_eval=True))
+            prev = width
+        self.convs = nn.Sequential(*convs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.convs(x)  # (B, C, ceil(H/p), ceil(W/p))
+
+
+class FourierPositionEncoding(nn.Module):
+    """Sine/cosine features of the normalised (y, x) position, projected to ``dim`` (paper Sec. 3.3).
+
+    DETR's encoding: positions ``1..H`` are scaled to ``(0, 2*pi]`` so the code is independent of the
+    grid size; ``hidden_dim`` frequencies per axis; a 1x1 conv maps the ``2*hidden_dim`` features to
+    ``dim``. The fixed features depend only on the grid size and are cached per size.
+    """
+
+    max_cached_sizes = 32
+
+    def __init__(self, dim: int, hidden_dim: int = 32, temperature: float = 10000.0) -> None:
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.temperature = temperature
+        self.proj = nn.Conv2d(2 * hidden_dim, dim, kernel_size=1)
+        self._cache: 'OrderedDict[tuple, torch.Tensor]' = OrderedDict()
+
+    def fourier_features(self, h: int, w: int, device: torch.device) -> torch.Tensor:
+        """``(h * w, 2 * hidden_dim)`` features, y frequencies first, (sin, cos) interleaved."""
+        key = (h, w, str(device))
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        eps, scale = 1e-6, 2 * math.pi
+        y = torch.arange(1, h + 1, dtype=torch.float32, device=device)
+        x = torch.arange(1, w + 1, dtype=torch.float32, device=device)
+        y = y / (y[-1:] + eps) * scale
+        x = x / (x[-1:] + eps) * scale
+        dim_t = torch.arange(self.hidden_dim, dtype=torch.float32, device=device)
+        dim_t = self.temperature**(2 * (dim_t // 2) / self.hidden_dim)
+
+        def encode(pos: torch.Tensor) -> torch.Tensor:  # (L,) -> (L, hidden_dim)
+            angles = pos[:, None] / dim_t
+            return torch.stack((angles[:, 0::2].sin(), angles[:, 1::2].cos()), dim=2).flatten(1)
+
+        pos_y = encode(y)[:, None, :].expand(h, w, self.hidden_dim)
+        pos_x = encode(x)[None, :, :].expand(h, w, self.hidden_dim)
+        feats = torch.cat((pos_y, pos_x), dim=2).reshape(h * w, 2 * self.hidden_dim)
+        self._cache[key] = feats
+        if len(self._cache) > self.max_cached_sizes:
+            self._cache.popitem(last=False)
+        return feats
+
+    def forward(self, h: int, w: int) -> torch.Tensor:
+        """Position codes ``(1, h * w, dim)`` for an ``h x w`` token grid (row-major)."""
+        feats = self.fourier_features(h, w, self.proj.weight.device).to(self.proj.weight.dtype)
+        return F.linear(feats, self.proj.weight.flatten(1), self.proj.bias)[None]
+
+
+def cross_covariance_attention(q: torch.Tensor, k: torch.Tensor, temperature: torch.Tensor,
+                               eps: float = 1e-12) -> torch.Tensor:
+    """Softmax over the channel-by-channel cross-covariance (paper Eq. 2), computed in float32.
+
+    ``q``, ``k``: ``(B, heads, d, N)``; ``temperature``: ``(heads, 1, 1)``. Returns ``(B, heads, d, d)``
+    = ``softmax(normalize(q) @ normalize(k)^T * temperature)`` with q and k L2-normalised along the
+    token axis. The d x d Gram matrix is divided by the outer product of the norms, which equals
+    normalising first. Sums over all N tokens overflow in float16, so autocast is off here; the
+    (small) result is cast back by the caller.
+    """
+    with torch.autocast(device_type=q.device.type, enabled=False):
+        q, k = q.float(), k.float()
+        gram = q @ k.transpose(-2, -1)  # (B, heads, d, d)
+        q_norm = torch.linalg.vector_norm(q, dim=-1).clamp_min(eps)
+        k_norm = torch.linalg.vector_norm(k, dim=-1).clamp_min(eps)
+        logits = gram / (q_norm[..., :, None] * k_norm[..., None, :]) * temperature.float()
+        return logits.softmax(dim=-1)
+
+
+def cross_covariance_attention_reference(q: torch.Tensor, k: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    """Plain form of :func:`cross_covariance_attention` (normalise, multiply, softmax), for tests."""
+    q = F.normalize(q.float(), dim=-1)
+    k = F.normalize(k.float(), dim=-1)
+    return (q @ k.transpose(-2, -1) * temperature.float()).softmax(dim=-1)
+
+
+class XCA(nn.Module):
+    """Cross-covariance attention: tokens are mixed per channel by a ``d x d`` attention map per head.
+
+    The cost is linear in the number of tokens N (paper Sec. 3.1). ``temperature`` (one per head)
+    replaces the usual ``1/sqrt(d)`` scale.
+    """
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'XCA: dim {dim} is not divisible by num_heads {num_heads}')
+        self.num_heads = num_heads
+        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 4, 1)
+        q, k, v = qkv.unbind(0)  # each (B, heads, d, N)
+        attn = cross_covariance_attention(q, k, self.temperature)
+        out = attn.to(v.dtype) @ v  # (B, heads, d, N)
+        return self.proj(out.permute(0, 3, 1, 2).reshape(b, n, c))
+
+
+class LPI(nn.Module):
+    """Local patch interaction: depthwise 3x3 conv -> GELU -> norm -> depthwise 3x3 conv (paper Sec. 3.1)."""
+
+    def __init__(self, dim: int, norm_cfg: dict) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(dim, dim, kernel_size=3, padding=1, groups=dim)
+        self.act = nn.GELU()
+        self.bn = build_norm_layer(norm_cfg, dim)[1]
+        self.conv2 = nn.Conv2d(dim, dim, kernel_size=3, padding=1, groups=dim)
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        b, n, c = x.shape
+        # Tokens (B, N, C) are an NHWC map in memory: view them as a channels-last NCHW tensor
+        # instead of copying (the convolutions and the norm accept either layout).
+        x_nchw = x.view(b, hw[0], hw[1], c).permute(0, 3, 1, 2)
+        x_nchw = self.conv2(self.bn(self.act(self.conv1(x_nchw))))
+        return x_nchw.permute(0, 2, 3, 1).reshape(b, n, c)
+
+
+class XCABlock(nn.Module):
+    """XCA, LPI and MLP sub-layers, each pre-norm with layer scale and stochastic depth."""
+
+    def __init__(self,
+                 dim: int,
+                 num_heads: int,
+                 mlp_ratio: float = 4.0,
+                 drop_path: float = 0.0,
+                 layer_scale_init: float = 1.0,
+                 norm_cfg: dict = dict(type='BN')) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = XCA(dim, num_heads)
+        self.norm3 = nn.LayerNorm(dim, eps=1e-6)
+        self.local_mp = LPI(dim, norm_cfg)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.gamma1 = nn.Parameter(torch.full((dim, ), float(layer_scale_init)))
+        self.gamma3 = nn.Parameter(torch.full((dim, ), float(layer_scale_init)))
+        self.gamma2 = nn.Parameter(torch.full((dim, ), float(layer_scale_init)))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        x = x + self.drop_path(self.gamma1 * self.attn(self.norm1(x)))
+        x = x + self.drop_path(self.gamma3 * self.local_mp(self.norm3(x), hw))
+        x = x + self.drop_path(self.gamma2 * self.mlp(self.norm2(x)))
+        return x
+
+
+@MODELS.register_module()
+class XCiT(PyramidBackbone):
+    """XCiT backbone with the authors' dense-prediction pyramid (strides 4/8/16/32).
+
+    Args:
+        arch: one of ``arch_zoo`` (``'{nano,tiny,small,medium,large}-{12,24}-p{8,16}'``) or a dict with
+            ``embed_dims``, ``depth``, ``num_heads``, ``patch_size`` (8 or 16) and ``tap_blocks`` (the
+            four 0-based blocks whose outputs feed the pyramid levels), optionally ``mlp_ratio`` (4)
+            and ``layer_scale_init`` (1.0).
+        in_channels, out_indices, frozen_stages, norm_eval, with_cp, init_cfg: see
+            :class:`PyramidBackbone`. Stage ``i`` is made of the blocks after tap ``i-1`` up to tap
+            ``i`` plus pyramid level ``i``; the patch embedding and position encoding form the stem.
+        drop_path_rate: stochastic depth, the **same rate in every block** (as the authors do).
+        norm_cfg: the batch norm of the patch embedding, of every LPI and of the 4x upsampler
+            (the authors use SyncBN; ``BN`` suits single-process runs).
+
+    Outputs have ``embed_dims`` channels at every level. Only the blocks up to the last tap needed
+    by ``out_indices`` run, and only the pyramid levels in ``out_indices`` are built.
+    """
+
+    arch_zoo = {f'{name}-p{p}': _arch(*size, p) for name, size in _SIZES.items() for p in (16, 8)}
+    arch_required_keys = ('embed_dims', 'depth', 'num_heads', 'patch_size', 'tap_blocks')
+    family = 'xcit'
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'small-12-p16',
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_path_rate: float = 0.0,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 init_cfg: Union[dict, List[dict], None] = None,
+                 norm_cfg: dict = dict(type='BN', requires_grad=True)) -> None:
+        super().__init__(arch, in_channels, out_indices, drop_path_rate, frozen_stages, norm_eval, with_cp,
+                         init_cfg)
+        settings = self.arch_settings
+        self.embed_dims = int(settings['embed_dims'])
+        self.depth = int(settings['depth'])
+        self.num_heads = int(settings['num_heads'])
+        self.patch_size = int(settings['patch_size'])
+        self.mlp_ratio = float(settings.get('mlp_ratio', 4.0))
+        self.layer_scale_init = float(settings.get('layer_scale_init', 1.0))
+        self.tap_blocks = tuple(int(i) for i in settings['tap_blocks'])
+        self._check_settings()
+
+        self.patch_embed = ConvPatchEmbed(in_channels, self.embed_dims, self.patch_size, norm_cfg)
+        self.pos_embed = FourierPositionEncoding(self.embed_dims)
+        self.blocks = nn.ModuleList([
+            XCABlock(self.embed_dims, self.num_heads, self.mlp_ratio, self.drop_path_rate, self.layer_scale_init,
+                     norm_cfg) for _ in range(self.depth)
+        ])
+        self.pyramid = SimplePyramid(self.embed_dims, self.patch_size, STRIDES, self.out_indices, norm_cfg)
+        self.out_channels = tuple(self.embed_dims for _ in self.out_indices)
+
+    def _check_settings(self) -> None:
+        name = type(self).__name__
+        if self.patch_size not in (8, 16):
+            raise ValueError(f'{name}: patch_size {self.patch_size} is not supported; expected 8 or 16')
+        stem_div = self.patch_size // 2
+        if self.embed_dims % stem_div or self.embed_dims % self.num_heads:
+            raise ValueError(f'{name}: embed_dims {self.embed_dims} must be divisible by {stem_div} (patch '
+                             f'embedding widths) and by num_heads {self.num_heads}')
+        taps = self.tap_blocks
+        if len(taps) != self.num_stages or list(taps) != sorted(set(taps)) or not 0 <= taps[0] or \
+                taps[-1] >= self.depth:
+            raise ValueError(f'{name}: tap_blocks {taps} must be {self.num_stages} increasing block indices in '
+                             f'[0, {self.depth - 1}]')
+
+    # --------------------------------------------------------------------------------- stages
+    def _stage_blocks(self, index: int) -> range:
+        start = self.tap_blocks[index - 1] + 1 if index > 0 else 0
+        return range(start, self.tap_blocks[index] + 1)
+
+    def stem_modules(self) -> List[nn.Module]:
+        return [self.patch_embed, self.pos_embed]
+
+    def stage_modules(self, index: int) -> List[nn.Module]:
+        modules = [self.blocks[i] for i in self._stage_blocks(index)]
+        if str(index) in self.pyramid.levels:
+            modules.append(self.pyramid.levels[str(index)])
+        return modules
+
+    # -------------------------------------------------------------------------------- forward
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        self.check_input(x)
+        image_size = tuple(x.shape[-2:])
+        x = self.patch_embed(x)
+        b, c, h, w = x.shape
+        x = x.flatten(2).transpose(1, 2) + self.pos_embed(h, w).to(x.dtype)  # (B, N, C)
+
+        taps = {self.tap_blocks[i]: i for i in self.out_indices}
+        feats = {}
+        for i in range(max(taps) + 1):
+            x = self.run_checkpointed(self.blocks[i], x, (h, w))
+            if i in taps:
+                feats[taps[i]] = x.transpose(1, 2).reshape(b, c, h, w)
+        return tuple(self.pyramid([feats[i] for i in self.out_indices], image_size))
+
+    # ------------------------------------------------------------------------- initialisation
+    def reset_parameters(self) -> None:
+        """The authors' init: truncated-normal(0.02) linears, unit LayerNorms, PyTorch defaults elsewhere."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, (nn.LayerNorm, nn.modules.batchnorm._BatchNorm, nn.modules.conv._ConvNd)):
+                m.reset_parameters()
+            elif isinstance(m, XCA):
+                nn.init.ones_(m.temperature)
+            elif isinstance(m, XCABlock):
+                for gamma in (m.gamma1, m.gamma2, m.gamma3):
+                    nn.init.constant_(gamma, self.layer_scale_init)

@@ -1,0 +1,88 @@
+"""Single-scale (columnar) feature maps -> a four-level pyramid at strides 4/8/16/32.
+
+A plain ViT keeps one token grid; detection and segmentation heads expect a pyramid. Following
+BEiT/XCiT's dense code (and ViTDet's ``SimpleFeaturePyramid`` in spirit), each output level is made
+from one tapped feature map by 2x2 stride-2 transposed convolutions (upsampling) or max pooling
+(downsampling), keeping the channel count. With ``in_stride=16``:
+
+* stride 4: ConvT 2x2 -> norm -> GELU -> ConvT 2x2
+* stride 8: ConvT 2x2
+* stride 16: identity
+* stride 32: max-pool 2x2
+
+Levels are sized ``ceil(H / s) x ceil(W / s)`` of the *input image*: upsampled maps are cropped at
+the bottom/right (a transposed conv with kernel = stride is local, so the kept part is unchanged)
+and pooling uses ``ceil_mode`` so a trailing partial window still yields a row/column. Where the
+image size is a multiple of 32 this is exactly the authors' adapter.
+"""
+import math
+from collections import OrderedDict
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from mmcv.cnn import build_norm_layer
+from torch import nn
+
+
+def _upsampler(channels: int, factor: int, norm_cfg: dict) -> nn.Sequential:
+    """``factor`` in {2, 4}: ConvT(2, 2) [-> norm -> GELU -> ConvT(2, 2)]."""
+    layers = OrderedDict(up1=nn.ConvTranspose2d(channels, channels, kernel_size=2, stride=2))
+    if factor == 4:
+        layers['norm'] = build_norm_layer(norm_cfg, channels)[1]
+        layers['act'] = nn.GELU()
+        layers['up2'] = nn.ConvTranspose2d(channels, channels, kernel_size=2, stride=2)
+    return nn.Sequential(layers)
+
+
+class SimplePyramid(nn.Module):
+    """Turn maps at stride ``in_stride`` into maps at ``out_strides`` (one input map per level).
+
+    Args:
+        channels: channels of the tapped maps (kept at every level).
+        in_stride: stride of the tapped maps w.r.t. the image (8 or 16).
+        out_strides: the stride of each level; each must be ``in_stride`` times 1/4, 1/2, 1, 2 or 4.
+        out_indices: the levels to build (all by default); ``levels[str(i)]`` is level ``i``, so the
+            parameter names do not depend on which levels are built.
+        norm_cfg: norm between the two transposed convs of a 4x upsampler (the authors use SyncBN).
+
+    Levels with nothing to learn are ``Identity`` or ``MaxPool2d``.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 in_stride: int,
+                 out_strides: Sequence[int] = (4, 8, 16, 32),
+                 out_indices: Optional[Sequence[int]] = None,
+                 norm_cfg: dict = dict(type='BN')) -> None:
+        super().__init__()
+        self.in_stride = in_stride
+        self.out_strides = tuple(out_strides)
+        self.out_indices = tuple(range(len(out_strides)) if out_indices is None else out_indices)
+        levels = {}
+        for index in self.out_indices:
+            stride = self.out_strides[index]
+            if in_stride % stride == 0 and in_stride // stride in (2, 4):
+                levels[str(index)] = _upsampler(channels, in_stride // stride, norm_cfg)
+            elif stride == in_stride:
+                levels[str(index)] = nn.Identity()
+            elif stride % in_stride == 0 and stride // in_stride in (2, 4):
+                factor = stride // in_stride
+                levels[str(index)] = nn.MaxPool2d(kernel_size=factor, stride=factor, ceil_mode=True)
+            else:
+                raise ValueError(f'SimplePyramid: output stride {stride} cannot be made from input stride '
+                                 f'{in_stride}; expected in_stride times 1/4, 1/2, 1, 2 or 4')
+        self.levels = nn.ModuleDict(levels)
+
+    def forward(self, feats: Sequence[torch.Tensor], image_size: Tuple[int, int]) -> List[torch.Tensor]:
+        """``feats[j]`` (B, C, h, w) at ``in_stride`` -> level ``out_indices[j]`` at ``ceil(image_size / s)``."""
+        if len(feats) != len(self.out_indices):
+            raise ValueError(f'SimplePyramid: got {len(feats)} maps for levels {self.out_indices}')
+        outs = []
+        for feat, index in zip(feats, self.out_indices):
+            out = self.levels[str(index)](feat)
+            stride = self.out_strides[index]
+            h, w = math.ceil(image_size[0] / stride), math.ceil(image_size[1] / stride)
+            if out.shape[-2] != h or out.shape[-1] != w:
+                out = out[..., :h, :w]
+            outs.append(out)
+        return outs
