@@ -1,1 +1,431 @@
-"""gcvit backbone (to be written)."""
+"""GC ViT (Global Context Vision Transformer) as a dense-prediction backbone.
+
+Hatamizadeh et al., "Global Context Vision Transformers", ICML 2023 (arXiv:2206.09959). Every stage
+alternates local window attention (Sec. 3.2, Eq. 1) with *global* window attention whose queries come
+from a per-stage global token map (Sec. 3.3, Fig. 5): a CNN "global query generator" of fused-MBConv
+blocks with squeeze-excitation and max-pooling, computed once from the stage input and shared by all
+windows of an image. Stem and downsampling are fused-MBConv blocks with strided convolutions.
+
+The dense semantics follow the authors' detection backbone (``detection/models/gc_vit.py`` in
+NVlabs/GCVit): window 24 in every stage by default, relative-position tables resized bicubically from
+the pretraining windows (done by :mod:`mmvit_backbones.checkpoint.gcvit` when a checkpoint is loaded),
+the global query pooled to about 1/32 of the image in every stage and resized bicubically to the window
+grid, zero padding (no attention mask) up to a multiple of the window, and one LayerNorm per returned
+stage on the stage output taken *before* its downsampling.
+"""
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.model.weight_init import trunc_normal_
+from mmengine.registry import MODELS
+from torch import nn
+
+from ..layers.drop import DropPath, drop_path_schedule
+from ..layers.mlp import Mlp
+from ..layers.padding import pad_nhwc
+from ..layers.windows import window_partition, window_reverse
+from .base import PyramidBackbone
+
+# How the global query generator output (B, C, h, w) is split into heads, per weight release.
+#   'channels_last': channel c feeds head c // head_dim (the fixed code, NVlabs/GCVit c77aae0,
+#       2022-08-11; every checkpoint released since, and the authors' detection code).
+#   'channels_first': the NCHW buffer reshaped as (N, heads, head_dim) (the code of the 2022-07-26
+#       release, whose weights were trained with this split; see NVlabs/GCVit issues #10/#11).
+GLOBAL_QUERY_SPLITS = ('channels_last', 'channels_first')
+
+# Number of FeatExtract blocks of each stage's global query generator (log2 of the stage's
+# downsampling to the 1/32 grid at the 224 pretraining size; paper Fig. 5).
+GLOBAL_QUERY_DEPTHS = (3, 2, 1, 1)
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation (Hu et al.) on NCHW maps: avg-pool, FC(C->C/4)-GELU-FC-sigmoid, rescale."""
+
+    def __init__(self, dim: int, ratio: float = 0.25) -> None:
+        super().__init__()
+        hidden = int(dim * ratio)
+        self.fc = nn.Sequential(nn.Linear(dim, hidden, bias=False), nn.GELU(),
+                                nn.Linear(hidden, dim, bias=False), nn.Sigmoid())
+
+    def forward(self, x_nchw: torch.Tensor) -> torch.Tensor:
+        scale = self.fc(x_nchw.mean((2, 3)))  # (B, C)
+        return x_nchw * scale[:, :, None, None]
+
+
+def fused_mbconv(dim: int) -> nn.Sequential:
+    """The residual branch of the paper's fused-MBConv (Eq. 6): DWConv3x3, GELU, SE, Conv1x1."""
+    return nn.Sequential(
+        nn.Conv2d(dim, dim, 3, 1, 1, groups=dim, bias=False),
+        nn.GELU(),
+        SqueezeExcite(dim),
+        nn.Conv2d(dim, dim, 1, 1, 0, bias=False),
+    )
+
+
+class ReduceSize(nn.Module):
+    """Downsampling (paper Eq. 6-7): LN, ``x + fused_mbconv(x)``, strided Conv3x3, LN. NHWC in and out."""
+
+    def __init__(self, dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.conv = fused_mbconv(dim)
+        self.reduction = nn.Conv2d(dim, out_dim, 3, 2, 1, bias=False)
+        self.norm2 = nn.LayerNorm(out_dim)
+
+    def forward(self, x_nhwc: torch.Tensor) -> torch.Tensor:
+        x_nchw = self.norm1(x_nhwc).permute(0, 3, 1, 2)
+        x_nchw = x_nchw + self.conv(x_nchw)
+        x_nhwc = self.reduction(x_nchw).permute(0, 2, 3, 1)
+        return self.norm2(x_nhwc)
+
+
+class PatchEmbed(nn.Module):
+    """Overlapping stem, stride 4: Conv3x3 s2 then a channel-keeping :class:`ReduceSize`. NCHW -> NHWC."""
+
+    def __init__(self, in_channels: int, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_channels, dim, 3, 2, 1)
+        self.conv_down = ReduceSize(dim, dim)
+
+    def forward(self, x_nchw: torch.Tensor) -> torch.Tensor:
+        return self.conv_down(self.proj(x_nchw).permute(0, 2, 3, 1))
+
+
+class FeatExtract(nn.Module):
+    """One global-query-generator step (paper Eq. 8): ``x + fused_mbconv(x)``, then an optional
+    MaxPool3x3 s2 (output ``ceil(H/2)``). NCHW in and out."""
+
+    def __init__(self, dim: int, pool: bool) -> None:
+        super().__init__()
+        self.conv = fused_mbconv(dim)
+        self.pool = nn.MaxPool2d(3, 2, 1) if pool else nn.Identity()
+
+    def forward(self, x_nchw: torch.Tensor) -> torch.Tensor:
+        return self.pool(x_nchw + self.conv(x_nchw))
+
+
+class GlobalQueryGen(nn.Module):
+    """Global query tokens of a stage (Sec. 3.3): FeatExtract steps down to about 1/32 of the image,
+    resized bicubically to the ``window x window`` grid (the dense code's rule, so any input size works),
+    split into heads. Returns ``(B, heads, window*window, head_dim)``."""
+
+    def __init__(self, dim: int, num_heads: int, window_size: int, pools: Sequence[bool],
+                 split: str = 'channels_last') -> None:
+        super().__init__()
+        self.to_q_global = nn.Sequential(*[FeatExtract(dim, pool) for pool in pools])
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.split = split
+
+    def forward(self, x_nchw: torch.Tensor) -> torch.Tensor:
+        q_nchw = self.to_q_global(x_nchw)
+        b, c, h, w = q_nchw.shape
+        ws = self.window_size
+        if (h, w) != (ws, ws):
+            q_nchw = F.interpolate(q_nchw, size=(ws, ws), mode='bicubic', align_corners=False)
+        if self.split == 'channels_last':
+            tokens = q_nchw.permute(0, 2, 3, 1).reshape(b, ws * ws, self.num_heads, c // self.num_heads)
+        else:  # 2022-07-26 weights: the NCHW buffer read as (N, heads, head_dim)
+            tokens = q_nchw.reshape(b, ws * ws, self.num_heads, c // self.num_heads)
+        return tokens.transpose(1, 2)  # (B, heads, N, head_dim)
+
+
+def relative_position_index(window: int) -> torch.Tensor:
+    """Swin's relative-position index for a ``window x window`` window: ``(N, N)`` into a
+    ``(2w-1)^2`` table, ``(dh + w - 1) * (2w - 1) + (dw + w - 1)``."""
+    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing='ij')).flatten(1)
+    rel = coords[:, :, None] - coords[:, None, :] + window - 1  # (2, N, N)
+    return rel[0] * (2 * window - 1) + rel[1]
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside windows with a relative-position bias (Sec. 3.2).
+
+    Local blocks project q, k, v from the window tokens (``qkv`` has ``3 * dim`` outputs); global
+    blocks (``is_global=True``) project only k, v (``qkv`` has ``2 * dim`` outputs, the authors' key
+    name) and take q from the stage's global query, shared by every window of the image.
+    """
+
+    def __init__(self, dim: int, num_heads: int, window_size: int, is_global: bool,
+                 qkv_bias: bool = True, attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'dim {dim} is not divisible by num_heads {num_heads}')
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.window_size = window_size
+        self.is_global = is_global
+        self.qkv = nn.Linear(dim, dim * (2 if is_global else 3), bias=qkv_bias)
+        self.attn_drop = attn_drop
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
+        self.register_buffer('relative_position_index', relative_position_index(window_size), persistent=False)
+        self._bias_cache: Optional[Tuple[tuple, torch.Tensor]] = None
+
+    def relative_position_bias(self, dtype: torch.dtype) -> torch.Tensor:
+        """``(heads, N, N)`` bias; cached in inference (it depends only on the table and the window)."""
+        table = self.relative_position_bias_table
+        n = self.window_size ** 2
+        cacheable = not (self.training or torch.is_grad_enabled())
+        key = (table.data_ptr(), table._version, table.device, dtype)
+        if cacheable and self._bias_cache is not None and self._bias_cache[0] == key:
+            return self._bias_cache[1]
+        bias = table[self.relative_position_index.view(-1)].view(n, n, -1).permute(2, 0, 1).to(dtype)
+        if cacheable:
+            self._bias_cache = (key, bias.contiguous())
+        return bias
+
+    def forward(self, windows: torch.Tensor, q_global: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``windows``: ``(B*nW, N, C)``, window-major within each image; ``q_global``:
+        ``(B, heads, N, head_dim)`` for global blocks."""
+        bw, n, c = windows.shape
+        parts = 2 if self.is_global else 3
+        qkv = self.qkv(windows).view(bw, n, parts, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if self.is_global:
+            k, v = qkv.unbind(0)
+            b = q_global.shape[0]
+            q = q_global.unsqueeze(1).expand(b, bw // b, -1, -1, -1).reshape(bw, self.num_heads, n, self.head_dim)
+        else:
+            q, k, v = qkv.unbind(0)
+        bias = self.relative_position_bias(q.dtype).unsqueeze(0)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
+                                             dropout_p=self.attn_drop if self.training else 0.0)
+        out = out.transpose(1, 2).reshape(bw, n, c)
+        return self.proj_drop(self.proj(out))
+
+    def forward_reference(self, windows: torch.Tensor, q_global: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The same attention written out (softmax(q k^T / sqrt(d) + B) v); used to test the SDPA path."""
+        bw, n, c = windows.shape
+        parts = 2 if self.is_global else 3
+        qkv = self.qkv(windows).view(bw, n, parts, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if self.is_global:
+            k, v = qkv.unbind(0)
+            b = q_global.shape[0]
+            q = q_global.repeat_interleave(bw // b, dim=0)
+        else:
+            q, k, v = qkv.unbind(0)
+        attn = (q * self.head_dim ** -0.5) @ k.transpose(-2, -1) + self.relative_position_bias(q.dtype)
+        out = (attn.softmax(-1) @ v).transpose(1, 2).reshape(bw, n, c)
+        return self.proj_drop(self.proj(out))
+
+
+class GCViTBlock(nn.Module):
+    """Pre-norm transformer block on NHWC maps (Sec. 3.1) with optional layer scale:
+    ``x + gamma1 * Attn(LN(x))`` then ``x + gamma2 * MLP(LN(x))``. The normalised map is zero-padded
+    bottom/right to a multiple of the window (no attention mask, as the authors' dense code) and
+    cropped back."""
+
+    def __init__(self, dim: int, num_heads: int, window_size: int, is_global: bool, mlp_ratio: float,
+                 drop_path: float = 0.0, layer_scale: Optional[float] = None, qkv_bias: bool = True,
+                 drop: float = 0.0, attn_drop: float = 0.0) -> None:
+        super().__init__()
+        self.window_size = window_size
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, num_heads, window_size, is_global, qkv_bias, attn_drop, drop)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
+        if layer_scale is not None:
+            self.gamma1 = nn.Parameter(torch.full((dim, ), float(layer_scale)))
+            self.gamma2 = nn.Parameter(torch.full((dim, ), float(layer_scale)))
+        else:
+            self.gamma1 = self.gamma2 = None
+
+    def forward(self, x_nhwc: torch.Tensor, q_global: torch.Tensor) -> torch.Tensor:
+        b, h, w, c = x_nhwc.shape
+        ws = self.window_size
+        padded, pad_b, pad_r = pad_nhwc(self.norm1(x_nhwc), ws, ws)
+        windows = window_partition(padded, ws, ws)  # (B*nW, ws*ws, C)
+        windows = self.attn(windows, q_global if self.attn.is_global else None)
+        attn_nhwc = window_reverse(windows, ws, ws, h + pad_b, w + pad_r)
+        if pad_b or pad_r:
+            attn_nhwc = attn_nhwc[:, :h, :w]
+        x_nhwc = x_nhwc + self.drop_path(self._scale(attn_nhwc, self.gamma1))
+        return x_nhwc + self.drop_path(self._scale(self.mlp(self.norm2(x_nhwc)), self.gamma2))
+
+    @staticmethod
+    def _scale(x: torch.Tensor, gamma: Optional[torch.Tensor]) -> torch.Tensor:
+        return x if gamma is None else x * gamma
+
+
+class GCViTStage(nn.Module):
+    """One stage: the global query generator (run once on the stage input), ``depth`` blocks
+    alternating local (even) and global (odd) attention, and the downsampling to the next stage.
+    ``forward`` returns the stage output before downsampling (what the dense code returns)."""
+
+    def __init__(self, dim: int, depth: int, num_heads: int, window_size: int, mlp_ratio: float,
+                 query_pools: Sequence[bool], drop_paths: Sequence[float], layer_scale: Optional[float],
+                 global_query_split: str, downsample: bool, qkv_bias: bool = True) -> None:
+        super().__init__()
+        # a one-block stage has no global block, so no query generator (it would be an unused parameter)
+        self.q_global_gen = GlobalQueryGen(dim, num_heads, window_size, query_pools, global_query_split) \
+            if depth > 1 else None
+        self.blocks = nn.ModuleList([
+            GCViTBlock(dim, num_heads, window_size, is_global=(j % 2 == 1), mlp_ratio=mlp_ratio,
+                       drop_path=drop_paths[j], layer_scale=layer_scale, qkv_bias=qkv_bias)
+            for j in range(depth)
+        ])
+        self.downsample = ReduceSize(dim, 2 * dim) if downsample else None
+
+
+@MODELS.register_module()
+class GCViT(PyramidBackbone):
+    """GC ViT dense-prediction backbone (strides 4/8/16/32, channels ``embed_dims * 2**i``).
+
+    Args:
+        arch: one of ``xxtiny, xtiny, tiny, tiny2, small, small2, base, large`` or a dict with
+            ``embed_dims, depths, num_heads, mlp_ratio`` (optional ``layer_scale``,
+            ``pretrain_window_size``).
+        in_channels, out_indices, drop_path_rate, frozen_stages, norm_eval, with_cp, init_cfg:
+            see :class:`PyramidBackbone`. ``drop_path_rate`` is 0.2 in the authors' detection configs.
+        window_size: attention window per stage (int or 4 ints); 24 in the authors' dense code.
+        global_query_split: how the global query is split into heads; ``'channels_last'`` for every
+            checkpoint released since 2022-08-11 and the authors' detection checkpoints,
+            ``'channels_first'`` for the 2022-07-26 ImageNet release (trained before the upstream fix).
+            A checkpoint saved by this package records it and overrides this value on load.
+        pretrain_img_size: the image size of the pretraining; stage 2's global query generator
+            keeps its resolution when the stage-2 window equals ``pretrain_img_size // 16`` and
+            max-pools otherwise (the authors' rule).
+        qkv_bias: bias in the q/k/v projections.
+
+    Stages after the last entry of ``out_indices`` (and that stage's downsampling) are not built, and
+    output norms exist only for returned stages, so DDP sees no unused parameters.
+    """
+    family = 'gcvit'
+    arch_required_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratio')
+    arch_zoo = {
+        'xxtiny': dict(embed_dims=64, depths=(2, 2, 6, 2), num_heads=(2, 4, 8, 16), mlp_ratio=3.0),
+        'xtiny': dict(embed_dims=64, depths=(3, 4, 6, 5), num_heads=(2, 4, 8, 16), mlp_ratio=3.0),
+        'tiny': dict(embed_dims=64, depths=(3, 4, 19, 5), num_heads=(2, 4, 8, 16), mlp_ratio=3.0),
+        'tiny2': dict(embed_dims=64, depths=(3, 4, 29, 5), num_heads=(2, 4, 8, 16), mlp_ratio=3.0),
+        'small': dict(embed_dims=96, depths=(3, 4, 19, 5), num_heads=(3, 6, 12, 24), mlp_ratio=2.0,
+                      layer_scale=1e-5),
+        'small2': dict(embed_dims=96, depths=(3, 4, 23, 5), num_heads=(3, 6, 12, 24), mlp_ratio=3.0,
+                       layer_scale=1e-5),
+        'base': dict(embed_dims=128, depths=(3, 4, 19, 5), num_heads=(4, 8, 16, 32), mlp_ratio=2.0,
+                     layer_scale=1e-5),
+        'large': dict(embed_dims=192, depths=(3, 4, 19, 5), num_heads=(6, 12, 24, 48), mlp_ratio=2.0,
+                      layer_scale=1e-5),
+    }
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'tiny',
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_path_rate: float = 0.2,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 init_cfg: Union[dict, List[dict], None] = None,
+                 window_size: Union[int, Sequence[int]] = 24,
+                 global_query_split: str = 'channels_last',
+                 pretrain_img_size: int = 224,
+                 qkv_bias: bool = True) -> None:
+        super().__init__(arch, in_channels, out_indices, drop_path_rate, frozen_stages, norm_eval, with_cp,
+                         init_cfg)
+        settings = self.arch_settings
+        dims = [int(settings['embed_dims']) * 2 ** i for i in range(self.num_stages)]
+        depths, num_heads = tuple(settings['depths']), tuple(settings['num_heads'])
+        for name, value in (('depths', depths), ('num_heads', num_heads)):
+            if len(value) != self.num_stages:
+                raise ValueError(f'GCViT: arch {name} {value} must have {self.num_stages} entries')
+        windows = (window_size, ) * self.num_stages if isinstance(window_size, int) else tuple(window_size)
+        if len(windows) != self.num_stages or any(not isinstance(w, int) or w < 1 for w in windows):
+            raise ValueError(f'GCViT: window_size {window_size!r} must be a positive int or '
+                             f'{self.num_stages} positive ints')
+        if global_query_split not in GLOBAL_QUERY_SPLITS:
+            raise ValueError(f'GCViT: global_query_split {global_query_split!r} is not one of '
+                             f'{GLOBAL_QUERY_SPLITS}')
+        self.embed_dims = dims
+        self.window_size = windows
+        self.pretrain_window_size = tuple(settings.get('pretrain_window_size', (7, 7, 14, 7)))
+        self.layer_scale = settings.get('layer_scale')
+        # stage 2 pools unless its window equals its 1/16 pretraining grid (authors' GlobalQueryGen)
+        query_pools = ((True, ) * GLOBAL_QUERY_DEPTHS[0], (True, ) * GLOBAL_QUERY_DEPTHS[1],
+                       (windows[2] != pretrain_img_size // 16, ), (False, ))
+        last = max(self.out_indices)
+        drop_paths = drop_path_schedule(self.drop_path_rate, depths)
+
+        self.patch_embed = PatchEmbed(in_channels, dims[0])
+        self.levels = nn.ModuleList([
+            GCViTStage(dims[i], depths[i], num_heads[i], windows[i], float(settings['mlp_ratio']),
+                       query_pools[i], drop_paths[i], self.layer_scale, global_query_split,
+                       downsample=i < last, qkv_bias=qkv_bias)
+            for i in range(last + 1)
+        ])
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', nn.LayerNorm(dims[i]))
+        # Records the head split in our own checkpoints so that loading one restores it.
+        self._split_index = GLOBAL_QUERY_SPLITS.index(global_query_split)
+        self.register_buffer('global_query_split_code', torch.tensor(self._split_index), persistent=True)
+
+    # ------------------------------------------------------------------------ weight generations
+    @property
+    def global_query_split(self) -> str:
+        return GLOBAL_QUERY_SPLITS[self._split_index]
+
+    def set_global_query_split(self, split: str) -> None:
+        """Switch every stage to ``split`` (one of :data:`GLOBAL_QUERY_SPLITS`)."""
+        if split not in GLOBAL_QUERY_SPLITS:
+            raise ValueError(f'GCViT: global_query_split {split!r} is not one of {GLOBAL_QUERY_SPLITS}')
+        for stage in self.levels:
+            if stage.q_global_gen is not None:
+                stage.q_global_gen.split = split
+        self._split_index = GLOBAL_QUERY_SPLITS.index(split)
+        self.global_query_split_code.fill_(self._split_index)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        code = int(self.global_query_split_code)  # once per load, never per forward
+        if not 0 <= code < len(GLOBAL_QUERY_SPLITS):
+            raise ValueError(f'GCViT: global_query_split_code {code} in the checkpoint is not one of '
+                             f'{list(range(len(GLOBAL_QUERY_SPLITS)))}')
+        self.set_global_query_split(GLOBAL_QUERY_SPLITS[code])
+
+    # ------------------------------------------------------------------------------ structure
+    def stem_modules(self) -> List[nn.Module]:
+        return [self.patch_embed]
+
+    def stage_modules(self, index: int) -> List[nn.Module]:
+        """Stage ``index``'s output depends on the previous downsampling, its global query
+        generator, its blocks and its output norm."""
+        if index >= len(self.levels):
+            return []
+        stage = self.levels[index]
+        modules = [stage.blocks] + ([stage.q_global_gen] if stage.q_global_gen is not None else [])
+        if index > 0:
+            modules.insert(0, self.levels[index - 1].downsample)
+        if index in self.out_indices:
+            modules.append(getattr(self, f'norm{index}'))
+        return modules
+
+    def reset_parameters(self) -> None:
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear):
+                trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, WindowAttention):
+                trunc_normal_(module.relative_position_bias_table, std=0.02)
+
+    # ------------------------------------------------------------------------------- forward
+    def _run_stage(self, stage: GCViTStage, x_nhwc: torch.Tensor) -> torch.Tensor:
+        q_global = stage.q_global_gen(x_nhwc.permute(0, 3, 1, 2)) if stage.q_global_gen is not None else None
+        return self.run_blocks(stage.blocks, x_nhwc, q_global)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        self.check_input(x)
+        x_nhwc = self.patch_embed(x)
+        outs = {}
+        for i, stage in enumerate(self.levels):
+            x_nhwc = self._run_stage(stage, x_nhwc)
+            if i in self.out_indices:
+                outs[i] = getattr(self, f'norm{i}')(x_nhwc).permute(0, 3, 1, 2).contiguous()
+            if stage.downsample is not None:
+                x_nhwc = stage.downsample(x_nhwc)
+        return tuple(outs[i] for i in self.out_indices)
