@@ -10,12 +10,15 @@ releases this package supports and current PyTorch/NumPy. Nothing else belongs i
   ``load_from``/``--resume`` fail. We *keep* weights-only loading and add exactly those data
   classes to torch's allowlist (:func:`allow_mmengine_checkpoint_globals`). Arbitrary code in an
   untrusted pickle is still refused.
+* mmengine's DDP wrapper assumes CUDA (:func:`cpu_distributed_overrides`), and its config lookup
+  warns about ``pkg_resources`` on every load (:func:`silence_pkg_resources_warning`).
 * Official research checkpoints sometimes carry the training script's ``argparse.Namespace``
   (``{'model': ..., 'args': Namespace(...)}``); it is plain data and is allowlisted too.
 """
 import argparse
 import collections
 import functools
+import pickle
 
 import numpy as np
 import torch
@@ -41,6 +44,20 @@ def _numpy_globals() -> list:
     return found
 
 
+def _history_buffer_getattr(obj, name: str):
+    """Stand-in for ``builtins.getattr`` inside weights-only unpickling of mmengine checkpoints.
+
+    ``HistoryBuffer._statistics_methods`` maps names to the class's own statistics methods, which
+    pickle as ``getattr(HistoryBuffer, 'mean')``. Allowlisting the real ``getattr`` would hand the
+    unpickler arbitrary attribute access; this stand-in answers only public methods that
+    ``HistoryBuffer`` itself defines.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if obj is HistoryBuffer and not name.startswith('_') and callable(vars(HistoryBuffer).get(name)):
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(f'weights-only load: getattr({obj!r}, {name!r}) is not allowed')
+
+
 def allow_mmengine_checkpoint_globals() -> None:
     """Allowlist the plain-data classes found in mmengine and research checkpoints.
 
@@ -62,10 +79,41 @@ def allow_mmengine_checkpoint_globals() -> None:
                 aliases.append((getattr(mod, attr), f'{alias}.{attr}'))
             except (ImportError, AttributeError):
                 continue
+    aliases.append((_history_buffer_getattr, 'builtins.getattr'))
     torch.serialization.add_safe_globals(safe + aliases)
     _INSTALLED = True
 
 
 def install() -> None:
-    """Apply every shim in this module (called once from ``mmvit_backbones/__init__``)."""
+    """Apply the import-time shims (called once from ``mmvit_backbones/__init__``)."""
+    silence_pkg_resources_warning()  # first: mmengine imports pkg_resources on import
     allow_mmengine_checkpoint_globals()
+
+
+def silence_pkg_resources_warning() -> None:
+    """mmengine imports ``pkg_resources`` (deprecated in setuptools >= 80) to find ``mmdet::`` configs.
+
+    The warning fires on every config load and says nothing actionable for users of this package
+    (the pinned setuptools < 81 still ships it), so it is filtered by message.
+    """
+    import warnings
+    warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
+
+
+def cpu_distributed_overrides(cfg) -> None:
+    """Make mmengine's DDP wrapper work for CPU processes (``torchrun`` without GPUs).
+
+    mmengine 0.10.7 always passes ``device_ids=[LOCAL_RANK]`` to ``DistributedDataParallel`` and
+    defaults to the NCCL backend; both are GPU-only. On a machine without CUDA we select the gloo
+    backend and ``device_ids=None`` (torch's DDP for CPU modules). Nothing changes when CUDA exists.
+    """
+    if torch.cuda.is_available():
+        return
+    env_cfg = cfg.setdefault('env_cfg', {})
+    env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+    wrapper = dict(wrapper)
+    wrapper['device_ids'] = None
+    wrapper.setdefault('broadcast_buffers', False)
+    wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
+    cfg.model_wrapper_cfg = wrapper

@@ -142,9 +142,15 @@ def convert_file(family: str, src: str, model: nn.Module, prefix: Optional[str] 
     """Offline conversion used by ``tools/convert_checkpoint.py``: returns ``{'state_dict', 'meta'}``."""
     state_dict, container = extract_state_dict(read_checkpoint(src), src, prefix)
     check_family(state_dict, family, src)
-    converted = get_converter(family).convert(state_dict, model)
-    report = apply_state_dict(model, converted, src, container, get_converter(family).allow_missing)
+    return convert_state_dict(family, state_dict, model, src, container)
+
+
+def convert_state_dict(family: str, state_dict: StateDict, model: nn.Module, source: str,
+                       container: str) -> Dict[str, object]:
+    """Convert an unwrapped state dict into ``model`` and return this package's checkpoint layout."""
+    converted = get_converter(family).convert(dict(state_dict), model)
+    report = apply_state_dict(model, converted, source, container, get_converter(family).allow_missing)
     print_log(report.summary(type(model).__name__), logger='current')
     full = model.state_dict()  # includes the parameters the source lacked, at their initialisation
-    return dict(state_dict=full, meta=dict(family=family, source=os.path.basename(src), container=container,
+    return dict(state_dict=full, meta=dict(family=family, source=os.path.basename(source), container=container,
                                            missing_in_source=report.missing))

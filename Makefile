@@ -1,0 +1,22 @@
+# Two fresh-machine entry points (see README): `make demo` (the main job on the embedded dataset) and `make test`.
+PY ?= .venv/bin/python
+PYTEST_ARGS ?= -q --durations=15
+
+.PHONY: install demo demo-data test benchmark
+
+install:
+	bash tools/install.sh
+
+demo-data:
+	$(PY) tools/make_demo_data.py data/demo
+
+# Trains and evaluates a small Twins Mask R-CNN (COCO bbox/segm mAP) and a small Twins UperNet (mIoU) on CPU.
+demo: install demo-data
+	$(PY) tools/train.py configs/demo/mask_rcnn_twins_demo.py --work-dir work_dirs/demo_mask_rcnn
+	$(PY) tools/train.py configs/demo/upernet_twins_demo.py --work-dir work_dirs/demo_upernet
+
+test: install
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+benchmark: install
+	$(PY) tools/benchmark.py --out benchmarks/benchmark.json

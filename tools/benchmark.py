@@ -1,0 +1,172 @@
+"""Backbone throughput and peak memory: forward and forward+backward, per family / arch / input size.
+
+    python tools/benchmark.py                                  # each family's default variant, 512x512 and 800x1216
+    python tools/benchmark.py --models TwinsPCPVT:small GCViT:tiny --sizes 224x224 --batch 2 --iters 10
+    python tools/benchmark.py --out benchmarks/cpu.json --device cpu --threads 2
+
+Protocol: random weights, eval mode for "forward" (no_grad), train mode for "forward+backward"
+(sum of squared outputs backpropagated), ``--warmup`` untimed iterations, then ``--iters`` timed ones
+(``torch.cuda.synchronize`` around each on GPU). Each (model, size, mode) runs in a fresh subprocess so
+peak memory is not polluted by earlier cases. Peak memory is the growth over the loaded model and
+input: on GPU ``max_memory_allocated`` minus the allocation before the pass; on CPU the process's
+peak RSS (``ru_maxrss``) minus its RSS before the pass. Results are printed as a table and saved as
+JSON together with the machine they ran on.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+DEFAULT_MODELS = ['TwinsPCPVT:small', 'TwinsSVT:small', 'GCViT:tiny', 'CrossFormer:small', 'XCiT:small-12-p16',
+                  'TransNeXt:tiny']
+
+
+def machine_info(device: str) -> dict:
+    import torch
+    cpu = platform.processor() or ''
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    info = dict(python=platform.python_version(), torch=torch.__version__, cpu=cpu, cores=os.cpu_count(),
+                threads=torch.get_num_threads(), device=device)
+    if device == 'cuda':
+        info['gpu'] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _rss_bytes() -> int:
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+
+def run_case(model_spec: str, size: str, mode: str, batch: int, iters: int, warmup: int, device: str) -> dict:
+    """One measurement, in this process (called in a fresh subprocess by :func:`main`)."""
+    import torch
+    from mmengine.registry import MODELS
+
+    import mmvit_backbones  # noqa: F401
+    type_name, arch = model_spec.split(':', 1)
+    h, w = (int(v) for v in size.lower().split('x'))
+    model = MODELS.build(dict(type=type_name, arch=arch)).to(device)
+    x = torch.randn(batch, model.in_channels, h, w, device=device)
+    sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
+
+    def step():
+        if mode == 'forward':
+            with torch.no_grad():
+                model(x)
+        else:
+            outs = model(x)
+            sum(o.float().pow(2).mean() for o in outs).backward()
+            model.zero_grad(set_to_none=True)
+
+    model.train(mode != 'forward')
+    for _ in range(warmup):
+        step()
+    sync()
+    if device == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = _rss_bytes()
+    times = []
+    for _ in range(iters):
+        sync()
+        start = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - start)
+    if device == 'cuda':
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    times.sort()
+    median = times[len(times) // 2]
+    return dict(model=model_spec, size=f'{h}x{w}', mode=mode, batch=batch, iters=iters,
+                params_m=round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+                median_s=round(median, 4), images_per_s=round(batch / median, 3),
+                peak_mem_mb=round(max(peak, 0) / 2 ** 20, 1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--models', nargs='+', default=None, help='TYPE:ARCH entries (default: every family)')
+    parser.add_argument('--sizes', nargs='+', default=['512x512', '800x1216'])
+    parser.add_argument('--modes', nargs='+', default=['forward', 'forward+backward'],
+                        choices=['forward', 'forward+backward'])
+    parser.add_argument('--batch', type=int, default=1)
+    parser.add_argument('--iters', type=int, default=5)
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda if available)')
+    parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads for CPU runs')
+    parser.add_argument('--out', default='benchmarks/benchmark.json')
+    parser.add_argument('--case', help=argparse.SUPPRESS)  # internal: run one case and print JSON
+    args = parser.parse_args()
+
+    import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    if args.case:
+        model_spec, size, mode = args.case.split('|')
+        print(json.dumps(run_case(model_spec, size, mode, args.batch, args.iters, args.warmup, device)))
+        return
+
+    from mmengine.registry import MODELS
+
+    import mmvit_backbones  # noqa: F401
+    specs = args.models or [m for m in DEFAULT_MODELS if MODELS.get(m.split(':')[0]) is not None]
+    rows = []
+    for spec in specs:
+        for size in args.sizes:
+            for mode in args.modes:
+                cmd = [sys.executable, __file__, '--case', f'{spec}|{size}|{mode}', '--batch', str(args.batch),
+                       '--iters', str(args.iters), '--warmup', str(args.warmup), '--device', device]
+                if args.threads:
+                    cmd += ['--threads', str(args.threads)]
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    err = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'failed'
+                    rows.append(dict(model=spec, size=size, mode=mode, error=err))
+                else:
+                    rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                print(_format_row(rows[-1]), flush=True)
+    result = dict(machine=machine_info(device), batch=args.batch, iters=args.iters, warmup=args.warmup, rows=rows)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, 'w') as f:
+        json.dump(result, f, indent=1)
+    print()
+    print(to_markdown(result))
+    print(f'\nsaved to {args.out}')
+
+
+def _format_row(row: dict) -> str:
+    if 'error' in row:
+        return f"{row['model']:<22} {row['size']:>9} {row['mode']:<17} ERROR {row['error']}"
+    return (f"{row['model']:<22} {row['size']:>9} {row['mode']:<17} {row['images_per_s']:>8.3f} img/s "
+            f"{row['median_s'] * 1000:>9.1f} ms  {row['peak_mem_mb']:>8.1f} MB")
+
+
+def to_markdown(result: dict) -> str:
+    m = result['machine']
+    where = m.get('gpu') or f"{m['cpu']} ({m['threads']} threads)"
+    lines = [f"Machine: {where}; torch {m['torch']}; batch {result['batch']}, median of {result['iters']} iters.",
+             '', '| model | size | mode | params (M) | img/s | ms / iter | peak mem (MB) |',
+             '|---|---|---|---|---|---|---|']
+    for r in result['rows']:
+        if 'error' in r:
+            lines.append(f"| {r['model']} | {r['size']} | {r['mode']} | - | error | - | - |")
+        else:
+            lines.append(f"| {r['model']} | {r['size']} | {r['mode']} | {r['params_m']} | {r['images_per_s']} | "
+                         f"{r['median_s'] * 1000:.1f} | {r['peak_mem_mb']} |")
+    return '\n'.join(lines)
+
+
+if __name__ == '__main__':
+    main()

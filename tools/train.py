@@ -1,0 +1,54 @@
+"""Train a detector (mmdet 3.x) or segmentor (mmseg 1.x) from a config; the scope comes from the config.
+
+    python tools/train.py CONFIG [--work-dir D] [--amp] [--resume [CKPT]] [--cfg-options k=v ...]
+    bash tools/dist_train.sh CONFIG NGPUS [...]      # torchrun; gloo on CPU
+"""
+import argparse
+import os
+
+import mmvit_backbones  # noqa: F401  (registers the backbones and applies the compat shims)
+from mmengine.config import DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from mmvit_backbones import runner_utils
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a detector or segmentor with an mmvit-backbones backbone')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--amp', action='store_true', help='fp16 automatic mixed precision (AmpOptimWrapper)')
+    parser.add_argument('--auto-scale-lr', action='store_true', help='scale lr by the actual total batch size')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from CKPT, or from the latest checkpoint in the work dir if no path')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys: key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = runner_utils.load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    runner_utils.setup_scope(cfg)
+    if args.amp:
+        runner_utils.enable_amp(cfg)
+    runner_utils.amp_to_cpu(cfg)
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise ValueError(f'{args.config}: --auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    runner_utils.check_datasets(cfg, ('train_dataloader', 'val_dataloader'))
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
