@@ -1,1 +1,31 @@
-"""Key conversion for crossformer checkpoints (to be written)."""
+"""Key conversion for CrossFormer / CrossFormer++ checkpoints.
+
+The authors' ImageNet (``{'model': ...}``) and dense (mmdet/mmseg, ``backbone.`` prefix) state dicts
+use this package's module names already (``patch_embed.projs.*``, ``layers.{s}.blocks.{j}.attn.pos.*``,
+``layers.{s}.downsample.reductions.*``, ``ex_conv``/``ex_ln`` for CrossFormer++). Conversion only drops
+what a dense backbone does not hold:
+
+- the classifier: top-level ``norm.*`` and ``head.*``;
+- the v1 classification buffers ``attn.biases``, ``attn.relative_position_index`` and ``attn_mask``,
+  which depend on the 224 training size (the dense model builds them per input shape).
+
+No table needs resizing: the dynamic position bias is an MLP of relative coordinates, so it works for
+any group shape.
+"""
+import re
+
+from .registry import StateDict, register_converter
+
+_CLASSIFIER = re.compile(r'^(norm|head)\.')
+_SHAPE_BUFFERS = re.compile(r'\.(attn\.biases|attn\.relative_position_index|attn_mask)$')
+
+
+def _detect(state_dict: StateDict) -> bool:
+    return any(k.startswith('patch_embed.projs.') for k in state_dict) and \
+        any('.attn.pos.pos_proj.' in k for k in state_dict)
+
+
+@register_converter('crossformer', detect=_detect)
+def convert(state_dict: StateDict, model) -> StateDict:
+    """Official ImageNet / dense CrossFormer(++) keys -> ours (drops classifier and shape buffers)."""
+    return {k: v for k, v in state_dict.items() if not _CLASSIFIER.match(k) and not _SHAPE_BUFFERS.search(k)}

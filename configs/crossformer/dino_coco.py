@@ -1,0 +1,2 @@
+# Default CrossFormer DINO: CrossFormer-S, 4-scale, 12 epochs (see dino-4scale_crossformer-s_12e_coco.py).
+_base_ = ['./dino-4scale_crossformer-s_12e_coco.py']
