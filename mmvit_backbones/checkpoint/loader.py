@@ -9,7 +9,6 @@ backbone parameters raise) -> load and log what was loaded, missing and unexpect
 """
 import os
 import pickle
-import zipfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -61,7 +60,7 @@ def read_checkpoint(path: str, map_location: str = 'cpu') -> dict:
             f'checkpoint {path} holds Python objects outside the weights-only allowlist, so it was not '
             f'unpickled (untrusted pickles can run code). If you trust the file, re-save its state dict '
             f'with tools/convert_checkpoint.py --trust. Detail: {err}') from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+    except Exception as err:  # noqa: BLE001 - torch raises many types for a damaged file; say so once
         raise CheckpointError(f'cannot read checkpoint {path}: the file is corrupt or not a PyTorch '
                               f'checkpoint ({type(err).__name__}: {err})') from err
     if not isinstance(ckpt, dict):
@@ -130,7 +129,7 @@ def load_pretrained(model: nn.Module, path: str, prefix: Optional[str] = None,
 
 def check_family(state_dict: StateDict, family: str, source: str) -> None:
     """Raise when the keys do not look like ``family``, naming the family they do look like."""
-    if CONVERTERS[family].detect(state_dict):
+    if get_converter(family).detect(state_dict):
         return
     others = [name for name, conv in CONVERTERS.items() if name != family and conv.detect(state_dict)]
     hint = f'it looks like a {" / ".join(others)} checkpoint' if others else \

@@ -1,0 +1,109 @@
+"""The family-independent loader: containers, prefixes, report, and clear errors."""
+import pytest
+import torch
+from torch import nn
+
+from mmvit_backbones.checkpoint import CheckpointError, load_pretrained, register_converter
+from mmvit_backbones.checkpoint.registry import CONVERTERS
+from mmvit_backbones.models.backbones import PyramidBackbone
+
+
+class _TinyBackbone(PyramidBackbone):
+    """Two linear 'stages' and a new output norm that official checkpoints lack."""
+    family = 'loader-test'
+    arch_zoo = {'tiny': dict(dims=4)}
+
+    def __init__(self, **kwargs):
+        super().__init__(arch='tiny', **kwargs)
+        self.stem = nn.Linear(3, 4)
+        self.body = nn.Linear(4, 4)
+        self.out_norm = nn.LayerNorm(4)
+
+    def stem_modules(self):
+        return [self.stem]
+
+    def stage_modules(self, index):
+        return [self.body]
+
+
+def _official(sd):  # official names: 'patch.*', 'blocks.*'; ours: 'stem.*', 'body.*'
+    return {k.replace('patch.', 'stem.').replace('blocks.', 'body.'): v for k, v in sd.items()}
+
+
+if 'loader-test' not in CONVERTERS:
+    register_converter('loader-test', detect=lambda sd: any(k.startswith(('patch.', 'stem.')) for k in sd),
+                       allow_missing=lambda k: k.startswith('out_norm.'))(lambda sd, model: _official(sd))
+
+
+def _official_state():
+    torch.manual_seed(0)
+    return {'patch.weight': torch.randn(4, 3), 'patch.bias': torch.randn(4), 'blocks.weight': torch.randn(4, 4),
+            'blocks.bias': torch.randn(4), 'head.weight': torch.randn(10, 4)}
+
+
+@pytest.mark.parametrize('container', ['raw', 'model', 'state_dict', 'state_dict_ema', 'backbone', 'module'])
+def test_containers_and_prefixes(tmp_path, container):
+    sd = _official_state()
+    if container == 'raw':
+        ckpt = sd
+    elif container == 'backbone':  # a detector checkpoint: backbone.* plus neck/head keys
+        ckpt = {'state_dict': {**{f'backbone.{k}': v for k, v in sd.items()}, 'neck.conv.weight': torch.ones(1)},
+                'meta': {'epoch': 12}}
+    elif container == 'module':
+        ckpt = {'model': {f'module.{k}': v for k, v in sd.items()}}
+    else:
+        ckpt = {container: sd, 'epoch': 300}
+    path = str(tmp_path / 'ckpt.pth')
+    torch.save(ckpt, path)
+    model = _TinyBackbone()
+    report = load_pretrained(model, path)
+    torch.testing.assert_close(model.stem.weight, sd['patch.weight'])
+    torch.testing.assert_close(model.body.bias, sd['blocks.bias'])
+    assert report.missing == ['out_norm.weight', 'out_norm.bias']
+    assert 'head.weight' in report.unexpected
+    assert len(report.loaded) == 4
+
+
+def test_init_cfg_pretrained(tmp_path):
+    path = str(tmp_path / 'ckpt.pth')
+    torch.save(_official_state(), path)
+    model = _TinyBackbone(init_cfg=dict(type='Pretrained', checkpoint=path))
+    model.init_weights()
+    torch.testing.assert_close(model.stem.weight, _official_state()['patch.weight'])
+
+
+def test_missing_backbone_keys_raise(tmp_path):
+    sd = _official_state()
+    del sd['blocks.weight']
+    path = str(tmp_path / 'ckpt.pth')
+    torch.save(sd, path)
+    with pytest.raises(CheckpointError, match=r'missing .*body.weight'):
+        load_pretrained(_TinyBackbone(), path)
+
+
+def test_shape_mismatch_raises(tmp_path):
+    sd = _official_state()
+    sd['blocks.weight'] = torch.randn(5, 4)
+    path = str(tmp_path / 'ckpt.pth')
+    torch.save(sd, path)
+    with pytest.raises(CheckpointError, match='wrong shape'):
+        load_pretrained(_TinyBackbone(), path)
+
+
+def test_wrong_family_raises(tmp_path):
+    path = str(tmp_path / 'other.pth')
+    torch.save({'something.else.weight': torch.ones(2)}, path)
+    with pytest.raises(CheckpointError, match='is not a loader-test checkpoint'):
+        load_pretrained(_TinyBackbone(), path)
+
+
+def test_corrupt_and_missing_files(tmp_path):
+    path = tmp_path / 'corrupt.pth'
+    path.write_bytes(b'this is not a checkpoint')
+    with pytest.raises(CheckpointError, match='corrupt'):
+        load_pretrained(_TinyBackbone(), str(path))
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        load_pretrained(_TinyBackbone(), str(tmp_path / 'nope.pth'))
+    torch.save([1, 2, 3], str(tmp_path / 'list.pth'))
+    with pytest.raises(CheckpointError, match='holds a list'):
+        load_pretrained(_TinyBackbone(), str(tmp_path / 'list.pth'))

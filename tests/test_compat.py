@@ -1,0 +1,62 @@
+"""compat: mmengine checkpoints load with weights-only unpickling; unsafe pickles are still refused."""
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.logging import HistoryBuffer, MessageHub
+from mmengine.runner.checkpoint import _load_checkpoint
+
+from mmvit_backbones import compat
+
+
+def _mmengine_like_checkpoint(path):
+    hub = MessageHub.get_instance('compat-test')
+    for i in range(3):
+        hub.update_scalar('train/loss', float(i) + 0.5)
+    hub.update_info('iter', 7)
+    ckpt = dict(meta=dict(epoch=1, iter=7, dataset_meta=dict(classes=('a', 'b'), palette=[(1, 2, 3)]),
+                          seed=np.int64(3)),
+                state_dict={'w': torch.ones(2)}, message_hub=hub.state_dict(),
+                optimizer={'state': {}, 'param_groups': [{'lr': np.float64(0.1)}]})
+    torch.save(ckpt, path)
+
+
+def test_mmengine_checkpoint_loads_weights_only(tmp_path):
+    path = str(tmp_path / 'epoch_1.pth')
+    _mmengine_like_checkpoint(path)
+    ckpt = _load_checkpoint(path, map_location='cpu')  # mmengine's own call: torch.load without weights_only
+    buf = ckpt['message_hub']['log_scalars']['train/loss']
+    assert isinstance(buf, HistoryBuffer)
+    assert buf.mean() == pytest.approx(1.5)
+    assert ckpt['meta']['iter'] == 7
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ('echo unsafe',))
+
+
+class _ReachesPrivateAttr:
+    def __reduce__(self):
+        return (getattr, (HistoryBuffer, '__init__'))
+
+
+@pytest.mark.parametrize('payload', [_RunsCode(), _ReachesPrivateAttr()], ids=['os.system', 'getattr-private'])
+def test_unsafe_pickles_are_refused(tmp_path, payload):
+    path = str(tmp_path / 'evil.pth')
+    torch.save({'x': payload}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path)
+
+
+def test_cpu_distributed_overrides():
+    cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    compat.cpu_distributed_overrides(cfg)
+    if torch.cuda.is_available():
+        assert cfg.env_cfg.dist_cfg.backend == 'nccl'
+    else:
+        assert cfg.env_cfg.dist_cfg.backend == 'gloo'
+        assert cfg.model_wrapper_cfg['device_ids'] is None
