@@ -168,12 +168,17 @@ def _fixture_model(branch, group):
 
 
 @pytest.fixture(scope='module')
-def dense_checkpoint(tmp_path_factory):
-    """The fixture weights saved as an mmdet checkpoint of the authors' dense model (``backbone.`` keys)."""
+def dense_checkpoints(tmp_path_factory):
+    """The fixture weights saved as mmdet checkpoints of the authors' dense models (``backbone.`` keys):
+    CrossFormer++ (main) with the ACL weights, CrossFormer (v1) without them."""
     weights = torch.load(os.path.join(FIXTURES, 'dense_weights.pth'), weights_only=True)
-    path = tmp_path_factory.mktemp('crossformer') / 'mask_rcnn_crossformer.pth'
-    torch.save({'meta': {}, 'state_dict': {f'backbone.{k}': v.float() for k, v in weights.items()}}, path)
-    return str(path)
+    paths = {}
+    for branch in ('v1', 'main'):
+        path = tmp_path_factory.mktemp('crossformer') / f'mask_rcnn_crossformer_{branch}.pth'
+        state_dict = {f'backbone.{k}': v.float() for k, v in weights.items() if branch == 'main' or '.ex_' not in k}
+        torch.save({'meta': {}, 'state_dict': state_dict}, path)
+        paths[branch] = str(path)
+    return paths
 
 
 @pytest.fixture(scope='module')
@@ -182,12 +187,12 @@ def dense_outputs():
 
 
 @pytest.mark.parametrize('branch', ['v1', 'main'])
-def test_parity_with_the_authors_dense_backbone(branch, dense_checkpoint, dense_outputs):
+def test_parity_with_the_authors_dense_backbone(branch, dense_checkpoints, dense_outputs):
     expected = dense_outputs[branch]
     checked = 0
     for group in FIXTURE_GROUPS:
         model = _fixture_model(branch, group)
-        model.init_cfg = dict(type='Pretrained', checkpoint=dense_checkpoint)
+        model.init_cfg = dict(type='Pretrained', checkpoint=dense_checkpoints[branch])
         model.init_weights()
         model.eval()
         for name, ref in expected.items():
@@ -206,9 +211,9 @@ def test_parity_with_the_authors_dense_backbone(branch, dense_checkpoint, dense_
     assert checked == 4
 
 
-def test_parity_fixtures_tell_the_groupings_apart(dense_checkpoint, dense_outputs):
+def test_parity_fixtures_tell_the_groupings_apart(dense_checkpoints, dense_outputs):
     model = _fixture_model('main', 'g5')
-    load_pretrained(model, dense_checkpoint)
+    load_pretrained(model, dense_checkpoints['main'])
     for block in model.modules():
         if isinstance(block, cf.CrossFormerBlock):
             block.grouping = 'v1'
@@ -250,7 +255,19 @@ def test_wrong_checkpoints_raise(tmp_path):
     torch.save({'state_dict': {'stem.conv.weight': torch.zeros(3)}}, other)
     with pytest.raises(CheckpointError, match='not a crossformer checkpoint'):
         load_pretrained(model, str(other))
-    wrong_arch = tmp_path / 'base.pth'
-    torch.save({'model': _official_state_dict('pp-small')}, wrong_arch)
+    small = tmp_path / 'small.pth'
+    torch.save({'model': _official_state_dict('small')}, small)
     with pytest.raises(CheckpointError, match='wrong shape'):
-        load_pretrained(model, str(wrong_arch))
+        load_pretrained(MODELS.build(dict(type='CrossFormer', arch='large')), str(small))
+    pp_small = tmp_path / 'pp_small.pth'
+    torch.save({'model': _official_state_dict('pp-small')}, pp_small)
+    # a CrossFormer++ checkpoint into a CrossFormer model of the same widths would lose its ACL layers
+    pp_into_v1 = MODELS.build(dict(type='CrossFormer', arch=dict(embed_dims=64, depths=(2, 2, 18, 2),
+                                                                   num_heads=(2, 4, 8, 16))))
+    with pytest.raises(CheckpointError, match='amplitude cooling'):
+        load_pretrained(pp_into_v1, str(pp_small))
+    # a CrossFormer checkpoint into a CrossFormer++ model lacks the ACL weights
+    missing_acl = tmp_path / 'no_acl.pth'
+    torch.save({k: v for k, v in _official_state_dict('pp-small').items() if '.ex_' not in k}, missing_acl)
+    with pytest.raises(CheckpointError, match='missing'):
+        load_pretrained(MODELS.build(dict(type='CrossFormer', arch='pp-small')), str(missing_acl))

@@ -14,6 +14,7 @@ any group shape.
 """
 import re
 
+from .loader import CheckpointError
 from .registry import StateDict, register_converter
 
 _CLASSIFIER = re.compile(r'^(norm|head)\.')
@@ -28,4 +29,10 @@ def _detect(state_dict: StateDict) -> bool:
 @register_converter('crossformer', detect=_detect)
 def convert(state_dict: StateDict, model) -> StateDict:
     """Official ImageNet / dense CrossFormer(++) keys -> ours (drops classifier and shape buffers)."""
+    own = model.state_dict()
+    extra_acl = sorted(k for k in state_dict if '.ex_conv.' in k and k not in own)
+    if extra_acl:  # a CrossFormer++ checkpoint into a CrossFormer model would silently lose its ACL layers
+        raise CheckpointError(f'{type(model).__name__}: the checkpoint has CrossFormer++ amplitude cooling layers '
+                              f'({extra_acl[0]}, ... {len(extra_acl)} in all) that this model lacks; use the '
+                              f"matching 'pp-*' arch")
     return {k: v for k, v in state_dict.items() if not _CLASSIFIER.match(k) and not _SHAPE_BUFFERS.search(k)}

@@ -67,8 +67,29 @@ class CrossScaleEmbedding(nn.Module):
         # Bottom/right zero padding to a multiple of the stride gives ceil(H/4) tokens; the authors'
         # convolutions floor, which is the same for the multiples of 32 their code accepts.
         x_nchw, _, _ = pad_nchw(x_nchw, self.stride, self.stride)
-        x_nchw = torch.cat([proj(x_nchw) for proj in self.projs], dim=1)
+        x_nchw = torch.cat([strided_conv(x_nchw, proj) for proj in self.projs], dim=1)
         return self.norm(x_nchw.permute(0, 2, 3, 1))
+
+
+def strided_conv(x_nchw: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """``conv(x)`` for a kernel k = m * s with stride s and padding (k - s) / 2, as a stride-1 conv.
+
+    Folding s x s pixel blocks into channels (space-to-depth) turns it into an (m x m) stride-1 conv
+    over ``s * s * C_in`` channels: the same sums in another order. oneDNN is pathologically slow on
+    the CEL's 32x32 stride-4 kernel (seconds at 800x1216); the folded form takes milliseconds.
+    Falls back to ``conv(x)`` when the input does not tile (the dense stem always pads it to tile).
+    """
+    k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+    h, w = x_nchw.shape[-2:]
+    if k <= s or k % s or (h + 2 * p) % s or (w + 2 * p) % s:
+        return conv(x_nchw)
+    b, c = x_nchw.shape[:2]
+    x = F.pad(x_nchw, (p, p, p, p))
+    hs, ws = x.shape[-2] // s, x.shape[-1] // s
+    x = x.view(b, c, hs, s, ws, s).permute(0, 1, 3, 5, 2, 4).reshape(b, c * s * s, hs, ws)
+    m = k // s
+    weight = conv.weight.view(-1, c, m, s, m, s).permute(0, 1, 3, 5, 2, 4).reshape(-1, c * s * s, m, m)
+    return F.conv2d(x, weight, conv.bias)
 
 
 class CrossScaleMerging(nn.Module):
@@ -259,18 +280,18 @@ class GroupAttention(nn.Module):
                 key_pad: Optional[torch.Tensor]) -> torch.Tensor:
         """``groups``: ``(batch * num_groups, N, C)``; ``key_pad``: ``(num_groups, N)`` bool or None."""
         bg, n, c = groups.shape
-        num_groups = bg // batch
-        qkv = self.qkv(groups).view(batch, num_groups, n, 3, self.num_heads, c // self.num_heads)
-        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)  # each B, nG, nH, N, hd
-        mask = self.position_bias(group_h, group_w, groups.device).to(q.dtype)  # nH, N, N
-        if key_pad is not None:  # nG, nH, N, N
-            mask = mask.unsqueeze(0).masked_fill(key_pad[:, None, None, :], NEG_INF)
+        qkv = self.qkv(groups).view(bg, n, 3, self.num_heads, c // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each B*nG, nH, N, hd
+        mask = self.position_bias(group_h, group_w, groups.device).to(q.dtype).unsqueeze(0)  # 1, nH, N, N
+        if key_pad is not None:  # B*nG, nH, N, N (groups are batch-major)
+            mask = mask.masked_fill(key_pad[:, None, None, :], NEG_INF)
+            mask = mask.repeat(batch, 1, 1, 1) if batch > 1 else mask
+        # A 4-d mask keeps PyTorch's fused CPU/GPU kernels eligible (a 5-d layout falls back to the math path).
         if self.fused:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
         else:
             out = attention_reference(q, k, v, mask, self.scale)
-        out = out.permute(0, 1, 3, 2, 4).reshape(bg, n, c)
-        return self.proj(out)
+        return self.proj(out.transpose(1, 2).reshape(bg, n, c))
 
 
 def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
