@@ -13,7 +13,7 @@ Renames (authors -> ours); the blocks keep the authors' names:
     patch_embed.proj.{2j}.0.*          -> patch_embed.convs.{j}.conv.*
     patch_embed.proj.{2j}.1.*          -> patch_embed.convs.{j}.bn.*
     pos_embeder.token_projection.*     -> pos_embed.proj.*
-    fpn1.0 / fpn1.1 / fpn1.3 (p16)     -> pyramid.levels.0.up1 / .norm / .up2
+    fpn1.0 / fpn1.1 / fpn1.3 (p16)     -> pyramid.levels.0.up1 / .bn / .up2
     fpn1.0 (p8), fpn2.0 (p16)          -> pyramid.levels.{0,1}.up1
 
 XCiT has no size-dependent tables (the Fourier position code is computed for every input size), so
@@ -28,7 +28,7 @@ CLASSIFICATION_ONLY = ('cls_token', 'cls_attn_blocks.', 'norm.', 'head.', 'dist_
 _PATCH_EMBED = re.compile(r'^patch_embed\.proj\.(\d+)\.([01])\.(.+)$')
 _FPN = {  # (patch_size, authors' prefix) -> ours
     (16, 'fpn1.0.'): 'pyramid.levels.0.up1.',
-    (16, 'fpn1.1.'): 'pyramid.levels.0.norm.',
+    (16, 'fpn1.1.'): 'pyramid.levels.0.bn.',
     (16, 'fpn1.3.'): 'pyramid.levels.0.up2.',
     (16, 'fpn2.0.'): 'pyramid.levels.1.up1.',
     (8, 'fpn1.0.'): 'pyramid.levels.0.up1.',

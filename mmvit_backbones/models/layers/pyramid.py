@@ -25,10 +25,10 @@ from torch import nn
 
 
 def _upsampler(channels: int, factor: int, norm_cfg: dict) -> nn.Sequential:
-    """``factor`` in {2, 4}: ConvT(2, 2) [-> norm -> GELU -> ConvT(2, 2)]."""
+    """``factor`` in {2, 4}: ConvT(2, 2) [-> bn -> GELU -> ConvT(2, 2)]."""
     layers = OrderedDict(up1=nn.ConvTranspose2d(channels, channels, kernel_size=2, stride=2))
     if factor == 4:
-        layers['norm'] = build_norm_layer(norm_cfg, channels)[1]
+        layers['bn'] = build_norm_layer(norm_cfg, channels)[1]
         layers['act'] = nn.GELU()
         layers['up2'] = nn.ConvTranspose2d(channels, channels, kernel_size=2, stride=2)
     return nn.Sequential(layers)

@@ -1,0 +1,8 @@
+# DINO 4-scale, XCiT-M24/16, COCO 12 epochs (ours; no published result).
+_base_ = ['./_base_/dino_4scale_12e.py']
+model = dict(
+    backbone=dict(
+        arch='medium-24-p16',
+        drop_path_rate=0.15,
+        init_cfg=dict(type='Pretrained', checkpoint='pretrained/xcit_medium_24_p16_384_dist.pth')),
+    neck=dict(in_channels=[512, 512, 512]))

@@ -1,0 +1,8 @@
+# DINO 4-scale, XCiT-T12/8, COCO 12 epochs (ours; no published result).
+_base_ = ['./_base_/dino_4scale_12e.py']
+model = dict(
+    backbone=dict(
+        arch='tiny-12-p8',
+        drop_path_rate=0.0,
+        init_cfg=dict(type='Pretrained', checkpoint='pretrained/xcit_tiny_12_p8_384_dist.pth')),
+    neck=dict(in_channels=[192, 192, 192]))

@@ -1,0 +1,8 @@
+# Mask R-CNN + FPN, XCiT-S24/16, COCO 1x single scale (ours; no published result).
+_base_ = ['./_base_/mask_rcnn_1x.py']
+model = dict(
+    backbone=dict(
+        arch='small-24-p16',
+        drop_path_rate=0.1,
+        init_cfg=dict(type='Pretrained', checkpoint='pretrained/xcit_small_24_p16_384_dist.pth')),
+    neck=dict(in_channels=[384, 384, 384, 384]))

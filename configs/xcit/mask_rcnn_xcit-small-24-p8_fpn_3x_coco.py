@@ -1,0 +1,9 @@
+# Mask R-CNN + FPN, XCiT-S24/8, COCO 3x multi-scale: the authors' mask_rcnn_xcit_small_24_p8_3x_coco.py
+# (published: 48.1 / 43.0).
+_base_ = ['./_base_/mask_rcnn_3x.py']
+model = dict(
+    backbone=dict(
+        arch='small-24-p8',
+        drop_path_rate=0.1,
+        init_cfg=dict(type='Pretrained', checkpoint='pretrained/xcit_small_24_p8_384_dist.pth')),
+    neck=dict(in_channels=[384, 384, 384, 384]))

@@ -1,0 +1,9 @@
+# Mask R-CNN + FPN, XCiT-T12/16, COCO 3x multi-scale: the authors' mask_rcnn_xcit_tiny_12_p16_3x_coco.py
+# (published: 42.7 box / 38.5 mask AP).
+_base_ = ['./_base_/mask_rcnn_3x.py']
+model = dict(
+    backbone=dict(
+        arch='tiny-12-p16',
+        drop_path_rate=0.0,
+        init_cfg=dict(type='Pretrained', checkpoint='pretrained/xcit_tiny_12_p16_384_dist.pth')),
+    neck=dict(in_channels=[192, 192, 192, 192]))

@@ -1,0 +1,10 @@
+# UperNet, XCiT-T12/8, ADE20K 160k: the authors' upernet_xcit_tiny_12_p8_160k_ade20k.py (published: 43.5,
+# single scale).
+_base_ = ['./_base_/upernet_160k.py']
+model = dict(
+    backbone=dict(
+        arch='tiny-12-p8',
+        drop_path_rate=0.0,
+        init_cfg=dict(type='Pretrained', checkpoint='pretrained/xcit_tiny_12_p8_384_dist.pth')),
+    decode_head=dict(in_channels=[192, 192, 192, 192]),
+    auxiliary_head=dict(in_channels=192))
