@@ -1,1 +1,31 @@
-"""Key conversion for transnext checkpoints (to be written)."""
+"""Key conversion for TransNeXt checkpoints.
+
+The authors' ImageNet checkpoints and the state dicts of their dense backbones (inside their
+mmdet/mmseg checkpoints, under ``backbone.``) use the same parameter names as this package, so
+conversion only drops what a dense backbone does not have: the classifier ``head.*`` and buffers
+that older exports may carry (position-bias indices and coordinate tables, length scales, padding
+masks; all recomputed here from the input size). The position bias is an MLP of coordinates, so
+no table needs resizing for the dense setting.
+"""
+from torch import nn
+
+from .registry import StateDict, register_converter
+
+DROPPED_PREFIXES = ('head.', )
+DROPPED_NAMES = ('relative_pos_index', 'relative_coords_table', 'seq_length_scale', 'padding_mask')
+
+
+def is_transnext(state_dict: StateDict) -> bool:
+    """TransNeXt keys: aggregated-attention learnable tokens or the continuous-bias MLP in ``block{i}``."""
+    return any(k.startswith('block') and ('.attn.learnable_tokens' in k or '.attn.cpb_fc1.' in k)
+               for k in state_dict)
+
+
+def _dropped(key: str) -> bool:
+    return key.startswith(DROPPED_PREFIXES) or key.rsplit('.', 1)[-1].rstrip('0123456789') in DROPPED_NAMES
+
+
+@register_converter('transnext', detect=is_transnext)
+def convert(state_dict: StateDict, model: nn.Module) -> StateDict:
+    """Authors' ImageNet / dense keys (or ours) -> ours: the same names, minus head and buffers."""
+    return {k: v for k, v in state_dict.items() if not _dropped(k)}

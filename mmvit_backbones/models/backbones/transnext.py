@@ -1,1 +1,367 @@
-"""transnext backbone (to be written)."""
+"""TransNeXt (Shi, "TransNeXt: Robust Foveal Visual Perception for Vision Transformers", CVPR 2024)
+as a dense-prediction backbone with the semantics of the authors' detection/segmentation code.
+
+Stages 1-3 mix tokens with aggregated attention (3x3 sliding window + pooled map in one softmax,
+Sec. 3.2), stage 4 with full attention; both use length-scaled cosine attention with a query
+embedding and a log-spaced continuous position bias. The channel mixer is Convolutional GLU
+(Sec. 3.3). Every stage output is layer-normalised and fed, normalised, to the next stage.
+
+Parameter names follow the authors' checkpoints (``patch_embed{i}``, ``block{i}.{j}``, ``norm{i}``),
+so their ImageNet and dense state dicts, and their optimizer ``custom_keys``, apply unchanged.
+"""
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.registry import MODELS
+from torch import nn
+
+from mmvit_backbones.models.layers.drop import DropPath, drop_path_schedule
+from mmvit_backbones.ops.aggregated_attention import (aggregated_attention, length_scaled_attention,
+                                                      local_padding_mask)
+from mmvit_backbones.ops.log_cpb import BiasGeometry, PoolBias, bias_geometry, evaluate_cpb
+
+from .base import PyramidBackbone
+
+Size = Tuple[int, int]
+BLOCK_EPS = 1e-6  # block and stage-output norms; patch-embed and pooled-path norms use 1e-5
+TEMPERATURE_INIT = 1 / 0.24  # softplus(temperature) at initialisation
+CPB_HIDDEN = 512
+POS_BIAS_MODES = ('interpolate', 'extrapolate')
+
+
+def inverse_softplus(y: float) -> float:
+    return math.log(math.expm1(y))
+
+
+@dataclass
+class StageContext:
+    """Everything a stage's blocks need that depends only on the feature-map size (cached)."""
+    size: Size
+    pool_size: Size
+    length_scale: torch.Tensor  # (N, 1) or scalar: log of the number of keys each query sees
+    padding_mask: Optional[torch.Tensor]  # (N, 9) bool, stages with aggregated attention only
+    bias_geometry: BiasGeometry
+
+
+class ConvGLU(nn.Module):
+    """Convolutional GLU (Sec. 3.3): ``fc2(GELU(DWConv3x3(x1)) * x2)`` with ``x1, x2 = fc1(x)``."""
+
+    def __init__(self, dim: int, mlp_ratio: float) -> None:
+        super().__init__()
+        hidden = int(2 * int(dim * mlp_ratio) / 3)
+        self.fc1 = nn.Linear(dim, 2 * hidden)
+        self.dwconv = DepthwiseConv(hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor, size: Size) -> torch.Tensor:
+        gate, value = self.fc1(x).chunk(2, dim=-1)  # the first half is the gated branch
+        return self.fc2(self.act(self.dwconv(gate, size)) * value)
+
+
+class DepthwiseConv(nn.Module):
+    """3x3 depthwise convolution on a token sequence ``(B, N, C)`` laid out on an ``H x W`` map."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+
+    def forward(self, x: torch.Tensor, size: Size) -> torch.Tensor:
+        b, n, c = x.shape
+        x_nchw = x.transpose(1, 2).reshape(b, c, *size)
+        return self.dwconv(x_nchw).flatten(2).transpose(1, 2)
+
+
+class CosineAttentionBase(nn.Module):
+    """Parameters shared by both attentions: query embedding, temperature and the bias MLP."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'dim {dim} is not divisible by num_heads {num_heads}')
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.temperature = nn.Parameter(torch.full((num_heads, 1, 1), inverse_softplus(TEMPERATURE_INIT)))
+        self.query_embedding = nn.Parameter(torch.zeros(num_heads, 1, self.head_dim))
+        self.cpb_fc1 = nn.Linear(2, CPB_HIDDEN)
+        self.cpb_fc2 = nn.Linear(CPB_HIDDEN, num_heads)
+        self.proj = nn.Linear(dim, dim)
+        self._cpb_cache: Optional[tuple] = None  # (key, MLP output) reused by inference forwards
+
+    def position_bias(self, geometry: BiasGeometry) -> PoolBias:
+        """The continuous position bias at this input size. Inference reuses the MLP output while the
+        bias table and the MLP's parameters are unchanged (their in-place version counters are part
+        of the key, so loading weights or an optimizer step invalidates it)."""
+        if torch.is_grad_enabled():
+            self._cpb_cache = None
+            return PoolBias(evaluate_cpb(self.cpb_fc1, self.cpb_fc2, geometry), geometry)
+        params = (self.cpb_fc1.weight, self.cpb_fc1.bias, self.cpb_fc2.weight, self.cpb_fc2.bias)
+        key = (geometry.table_key, ) + tuple((p.data_ptr(), p._version, p.dtype) for p in params)
+        if self._cpb_cache is None or self._cpb_cache[0] != key:
+            self._cpb_cache = (key, evaluate_cpb(self.cpb_fc1, self.cpb_fc2, geometry))
+        return PoolBias(self._cpb_cache[1], geometry)
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        return x.view(b, n, -1, self.head_dim).transpose(1, 2)  # (B, h, N, d)
+
+    def scale_queries(self, q_norm: torch.Tensor, length_scale: torch.Tensor) -> torch.Tensor:
+        """Eq. 7: ``(q_norm + query_embedding) * softplus(temperature) * log(N_keys)`` (no 1/sqrt(d))."""
+        return (q_norm + self.query_embedding) * F.softplus(self.temperature) * length_scale
+
+    def reset_parameters(self) -> None:
+        nn.init.trunc_normal_(self.query_embedding, std=0.02)
+        nn.init.constant_(self.temperature, inverse_softplus(TEMPERATURE_INIT))
+
+
+class AggregatedAttention(CosineAttentionBase):
+    """Pixel-focused aggregated attention of stages 1-3 (Sec. 3.2, Eq. 6-9).
+
+    The pooled path is "activate and pool": ``LN(AvgPool(GELU(Conv1x1(x))))`` to ``H//sr x W//sr``,
+    then the same ``kv`` projection as the fine path.
+    """
+
+    def __init__(self, dim: int, num_heads: int, sr_ratio: int, attn_impl: str = 'fast') -> None:
+        super().__init__(dim, num_heads)
+        self.sr_ratio = sr_ratio
+        self.attn_impl = attn_impl
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.sr = nn.Conv2d(dim, dim, 1)
+        self.norm = nn.LayerNorm(dim)
+        self.act = nn.GELU()
+        self.relative_pos_bias_local = nn.Parameter(torch.zeros(num_heads, 9))
+        self.learnable_tokens = nn.Parameter(torch.zeros(num_heads, self.head_dim, 9))
+        self.learnable_bias = nn.Parameter(torch.zeros(num_heads, 1, 9))
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        nn.init.trunc_normal_(self.relative_pos_bias_local, std=4e-4)
+        nn.init.trunc_normal_(self.learnable_tokens, std=0.02)
+        nn.init.zeros_(self.learnable_bias)
+
+    def forward(self, x: torch.Tensor, ctx: StageContext) -> torch.Tensor:
+        b, n, c = x.shape
+        q_norm = F.normalize(self.split_heads(self.q(x)), dim=-1)
+        q_scaled = self.scale_queries(q_norm, ctx.length_scale)
+        k_local, v_local = self.split_heads(self.kv(x)).chunk(2, dim=1)  # channels [k | v]
+
+        x_nchw = x.transpose(1, 2).reshape(b, c, *ctx.size)
+        pooled = F.adaptive_avg_pool2d(self.act(self.sr(x_nchw)), ctx.pool_size)
+        pooled = self.norm(pooled.flatten(2).transpose(1, 2))  # (B, P, C)
+        k_pool, v_pool = self.split_heads(self.kv(pooled)).chunk(2, dim=1)
+
+        out = aggregated_attention(
+            q_scaled, q_norm, F.normalize(k_local, dim=-1), v_local, F.normalize(k_pool, dim=-1), v_pool,
+            size=ctx.size, pool_size=ctx.pool_size, local_bias=self.relative_pos_bias_local,
+            padding_mask=ctx.padding_mask, pool_bias=self.position_bias(ctx.bias_geometry),
+            learnable_tokens=self.learnable_tokens, learnable_bias=self.learnable_bias, impl=self.attn_impl)
+        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+
+
+class FullAttention(CosineAttentionBase):
+    """Stage-4 attention: full length-scaled cosine attention with query embedding and position bias."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__(dim, num_heads)
+        self.qkv = nn.Linear(dim, 3 * dim)
+
+    def forward(self, x: torch.Tensor, ctx: StageContext) -> torch.Tensor:
+        b, n, c = x.shape
+        q, k, v = self.split_heads(self.qkv(x)).chunk(3, dim=1)  # channels [q | k | v]
+        q_scaled = self.scale_queries(F.normalize(q, dim=-1), ctx.length_scale)
+        bias = self.position_bias(ctx.bias_geometry).full()  # (h, N, N)
+        out = length_scaled_attention(q_scaled, F.normalize(k, dim=-1), v, bias)
+        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+
+
+class TransNeXtBlock(nn.Module):
+    """Pre-norm block: ``x + DP(Attn(LN x))``, then ``x + DP(ConvGLU(LN x))`` (no layer scale)."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, sr_ratio: int, drop_path: float,
+                 attn_impl: str) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=BLOCK_EPS)
+        if sr_ratio > 1:
+            self.attn = AggregatedAttention(dim, num_heads, sr_ratio, attn_impl)
+        else:
+            self.attn = FullAttention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim, eps=BLOCK_EPS)
+        self.mlp = ConvGLU(dim, mlp_ratio)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, ctx: StageContext) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), ctx))
+        return x + self.drop_path(self.mlp(self.norm2(x), ctx.size))
+
+
+class OverlapPatchEmbed(nn.Module):
+    """Overlapping strided convolution + LayerNorm (eps 1e-5): 7x7/s4 for the stem, 3x3/s2 after."""
+
+    def __init__(self, in_channels: int, dim: int, kernel_size: int, stride: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_channels, dim, kernel_size, stride, padding=kernel_size // 2)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x_nchw: torch.Tensor) -> Tuple[torch.Tensor, Size]:
+        x_nchw = self.proj(x_nchw)
+        size = tuple(x_nchw.shape[2:])
+        return self.norm(x_nchw.flatten(2).transpose(1, 2)), size
+
+
+@MODELS.register_module()
+class TransNeXt(PyramidBackbone):
+    """TransNeXt dense backbone (outputs at strides 4/8/16/32 with ``embed_dims`` channels).
+
+    Args:
+        arch: ``'micro'``, ``'tiny'``, ``'small'``, ``'base'`` or a dict with ``embed_dims``,
+            ``depths``, ``num_heads`` (optional ``mlp_ratios``, ``sr_ratios``).
+        pos_bias_mode: ``'interpolate'`` (default; the authors' detection and single-scale
+            segmentation models) evaluates the position-bias MLP on the grid of a square
+            ``img_size`` input and bilinearly resizes the bias to each input; ``'extrapolate'``
+            (their ``*_ms_extrapolation`` UperNet models) evaluates it on the actual grid.
+        img_size: the input side the interpolated bias is generated for (authors: 800 for
+            detection and multi-scale segmentation, 512 for single-scale segmentation).
+        pretrain_size: the ImageNet training resolution that normalises the bias coordinates.
+        attn_impl: ``'fast'`` or ``'reference'`` aggregated attention (same math).
+        Others: see :class:`PyramidBackbone`.
+    """
+    family = 'transnext'
+    arch_required_keys = ('embed_dims', 'depths', 'num_heads')
+    arch_zoo = {
+        'micro': dict(embed_dims=(48, 96, 192, 384), depths=(2, 2, 15, 2), num_heads=(2, 4, 8, 16)),
+        'tiny': dict(embed_dims=(72, 144, 288, 576), depths=(2, 2, 15, 2), num_heads=(3, 6, 12, 24)),
+        'small': dict(embed_dims=(72, 144, 288, 576), depths=(5, 5, 22, 5), num_heads=(3, 6, 12, 24)),
+        'base': dict(embed_dims=(96, 192, 384, 768), depths=(5, 5, 23, 5), num_heads=(4, 8, 16, 32)),
+    }
+    default_mlp_ratios = (8, 8, 4, 4)
+    default_sr_ratios = (8, 4, 2, 1)
+    max_cached_sizes = 8
+
+    def __init__(self,
+                 arch='tiny',
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_path_rate: float = 0.0,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 init_cfg=None,
+                 pos_bias_mode: str = 'interpolate',
+                 img_size: int = 800,
+                 pretrain_size: int = 224,
+                 attn_impl: str = 'fast') -> None:
+        super().__init__(arch, in_channels, out_indices, drop_path_rate, frozen_stages, norm_eval, with_cp,
+                         init_cfg)
+        if pos_bias_mode not in POS_BIAS_MODES:
+            raise ValueError(f'TransNeXt: pos_bias_mode must be one of {POS_BIAS_MODES}, got {pos_bias_mode!r}')
+        if attn_impl not in ('fast', 'reference'):
+            raise ValueError(f"TransNeXt: attn_impl must be 'fast' or 'reference', got {attn_impl!r}")
+        settings = self.arch_settings
+        dims = tuple(settings['embed_dims'])
+        depths = tuple(settings['depths'])
+        heads = tuple(settings['num_heads'])
+        mlp_ratios = tuple(settings.get('mlp_ratios', self.default_mlp_ratios))
+        sr_ratios = tuple(settings.get('sr_ratios', self.default_sr_ratios))
+        for name, value in (('embed_dims', dims), ('depths', depths), ('num_heads', heads),
+                            ('mlp_ratios', mlp_ratios), ('sr_ratios', sr_ratios)):
+            if len(value) != self.num_stages:
+                raise ValueError(f'TransNeXt: arch {name} {value} must have {self.num_stages} entries')
+        if sr_ratios[-1] != 1 or min(sr_ratios[:-1]) < 2:
+            raise ValueError(f'TransNeXt: sr_ratios {sr_ratios} must be > 1 in stages 1-3 (aggregated '
+                             f'attention) and 1 in stage 4 (full attention)')
+        self.embed_dims, self.depths, self.sr_ratios = dims, depths, sr_ratios
+        self.pos_bias_mode = pos_bias_mode
+        self.img_size = img_size
+        self.pretrain_size = pretrain_size
+        self._contexts: Dict[tuple, List[StageContext]] = OrderedDict()
+
+        rates = drop_path_schedule(drop_path_rate, depths)
+        for i in range(self.num_stages):
+            stem = i == 0
+            setattr(self, f'patch_embed{i + 1}',
+                    OverlapPatchEmbed(in_channels if stem else dims[i - 1], dims[i], 7 if stem else 3,
+                                      4 if stem else 2))
+            setattr(self, f'block{i + 1}', nn.ModuleList([
+                TransNeXtBlock(dims[i], heads[i], mlp_ratios[i], sr_ratios[i], rates[i][j], attn_impl)
+                for j in range(depths[i])]))
+            setattr(self, f'norm{i + 1}', nn.LayerNorm(dims[i], eps=BLOCK_EPS))
+
+    # -------------------------------------------------------------------------------- structure
+    def stem_modules(self) -> List[nn.Module]:
+        return [self.patch_embed1]
+
+    def stage_modules(self, index: int) -> List[nn.Module]:
+        modules = [getattr(self, f'block{index + 1}'), getattr(self, f'norm{index + 1}')]
+        if index > 0:  # stage 0's patch embedding is the stem
+            modules.insert(0, getattr(self, f'patch_embed{index + 1}'))
+        return modules
+
+    # ----------------------------------------------------------------------------- initialisation
+    def reset_parameters(self) -> None:
+        """The authors' initialisation: trunc-normal(.02) linears, fan-out normal convs, unit norms."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Conv2d):
+                fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels // module.groups
+                nn.init.normal_(module.weight, 0, math.sqrt(2.0 / fan_out))
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, CosineAttentionBase):
+                module.reset_parameters()
+
+    # ------------------------------------------------------------------------------------ forward
+    def stage_context(self, index: int, size: Size, device: torch.device) -> StageContext:
+        """Masks, length scales and bias geometry of stage ``index`` at map size ``size``."""
+        sr = self.sr_ratios[index]
+        pool_size = (size[0] // sr, size[1] // sr)
+        pool_len = pool_size[0] * pool_size[1]
+        stride = 2 ** (index + 2)
+        table = None if self.pos_bias_mode == 'extrapolate' else self.img_size // stride
+        geometry = bias_geometry(size, pool_size, self.pretrain_size // stride, table, sr, device)
+        if sr > 1:
+            mask = local_padding_mask(size, device)
+            valid = (~mask).sum(-1, keepdim=True).float()  # 9 inside, 6 on edges, 4 in corners
+            return StageContext(size, pool_size, torch.log(valid + pool_len), mask, geometry)
+        return StageContext(size, pool_size, torch.log(torch.tensor(float(pool_len), device=device)), None,
+                            geometry)
+
+    def _contexts_for(self, size: Size, device: torch.device) -> List[StageContext]:
+        key = (size, str(device))
+        if key not in self._contexts:
+            h, w = size
+            contexts = []
+            for i in range(self.num_stages):
+                stride = 4 if i == 0 else 2
+                h, w = (h - 1) // stride + 1, (w - 1) // stride + 1  # ceil, as the overlapping convs
+                contexts.append(self.stage_context(i, (h, w), device))
+            self._contexts[key] = contexts
+            while len(self._contexts) > self.max_cached_sizes:
+                self._contexts.popitem(last=False)
+        return self._contexts[key]
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        self.check_input(x)
+        contexts = self._contexts_for(tuple(x.shape[2:]), x.device)
+        outs = {}
+        last = max(self.out_indices)
+        for i in range(last + 1):
+            x, size = getattr(self, f'patch_embed{i + 1}')(x)
+            ctx = contexts[i]
+            assert size == ctx.size, f'stage {i} size {size} != expected {ctx.size}'
+            x = self.run_blocks(getattr(self, f'block{i + 1}'), x, ctx)
+            x = getattr(self, f'norm{i + 1}')(x)
+            x = x.transpose(1, 2).reshape(x.shape[0], -1, *size).contiguous()  # normalised map feeds the next stage
+            if i in self.out_indices:
+                outs[i] = x
+        return tuple(outs[i] for i in self.out_indices)

@@ -1,0 +1,176 @@
+"""Log-spaced continuous position bias (TransNeXt, Sec. 3.2; Swin-V2 Sec. 3.3) for dense inputs.
+
+The bias between a query at grid position ``(i, j)`` and a pooled key ``(a, b)`` is an MLP of the
+log-spaced offset ``(dh, dw)``, where ``dh`` depends only on ``(i, a)`` and ``dw`` only on ``(j, b)``.
+TransNeXt's dense code has two ways to get the bias at an input size:
+
+* ``'interpolate'`` (their default, and what their detection numbers use): evaluate the MLP on the
+  offsets of a fixed square ``img_size`` and resize the resulting *bias* bilinearly, first over the
+  key grid and then over the query grid, to the current sizes;
+* ``'extrapolate'``: evaluate the MLP on the offsets of the current sizes.
+
+Both are written here as the same three steps, which never build the ``(heads, queries, keys)``
+coordinate table the authors' code gathers and resizes:
+
+1. the MLP runs on the outer product of the *unique* per-axis offsets (``U_h x U_w`` points);
+2. bilinear resizing is separable, and each axis pairs one query axis with one key axis, so each
+   output ``(i, a)`` is a weighted sum of at most four unique-offset rows (two taps over ``i``
+   times two over ``a``), and likewise ``(j, b)``;
+3. two ``embedding_bag`` calls apply those weighted sums along ``w`` and then ``h``.
+
+The tap weights come from ``F.interpolate`` itself (applied to an identity), so the resized bias
+equals the authors' up to float summation order. Everything that depends only on sizes is cached.
+"""
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+Size = Tuple[int, int]
+
+
+@dataclass(frozen=True)
+class AxisTaps:
+    """Where the bias of one axis comes from: ``values`` unique offsets; output ``(q, k)`` reads
+    ``sum_t weight[q, k, t] * table[index[q, k, t]]``."""
+    values: torch.Tensor  # (U,) float32, log-spaced unique offsets
+    index: torch.Tensor  # (Q, K, T) int64 into values
+    weight: torch.Tensor  # (Q, K, T) float32
+
+
+def pooled_key_coords(query_len: int, key_len: int) -> torch.Tensor:
+    """Centre of each adaptive-average-pooling bin over ``arange(query_len)`` (pooled key position)."""
+    axis = torch.arange(query_len, dtype=torch.float32)
+    return F.adaptive_avg_pool1d(axis[None], key_len)[0]
+
+
+def linear_taps(in_len: int, out_len: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Two-tap indices and weights of ``F.interpolate(mode='linear', align_corners=False)``.
+
+    Read off the operator itself (applied to an identity), so they are PyTorch's exact weights.
+    Returns ``(index, weight)`` of shape ``(out_len, 2)``.
+    """
+    eye = torch.eye(in_len, dtype=torch.float32)[None]  # (1, C=in, L=in): column c is input sample c
+    matrix = F.interpolate(eye, size=out_len, mode='linear', align_corners=False)[0]  # (in, out)
+    weight, index = matrix.t().topk(min(2, in_len), dim=-1)  # (out, <=2)
+    if in_len == 1:
+        index, weight = index.expand(out_len, 2), torch.cat([weight, weight.new_zeros(out_len, 1)], -1)
+    return index.contiguous(), weight.contiguous()
+
+
+@lru_cache(maxsize=256)
+def axis_taps(query_len: int, key_len: int, pretrain_len: int,
+              table_query_len: Optional[int] = None, table_key_len: Optional[int] = None) -> AxisTaps:
+    """Taps of one axis. Without ``table_*`` (extrapolation) the offsets are taken at the current
+    sizes; with them (interpolation) at the table sizes, then resized to ``(query_len, key_len)``."""
+    tq = table_query_len or query_len
+    tk = table_key_len or key_len
+    q = torch.arange(tq, dtype=torch.float32)
+    k = pooled_key_coords(tq, tk)
+    offsets = (q[:, None] - k[None, :]) / (pretrain_len - 1) * 8  # (tq, tk), as in the paper's Eq. (8)
+    values, inverse = torch.unique(offsets.reshape(-1), return_inverse=True)
+    inverse = inverse.view(tq, tk)
+    values = torch.sign(values) * torch.log2(values.abs() + 1.0) / math.log2(8)
+    if table_query_len is None:
+        return AxisTaps(values, inverse[..., None], torch.ones(tq, tk, 1))
+    qi, qw = linear_taps(tq, query_len)  # (Q, 2)
+    ki, kw = linear_taps(tk, key_len)  # (K, 2)
+    index = inverse[qi[:, None, :, None], ki[None, :, None, :]]  # (Q, K, 2, 2)
+    weight = qw[:, None, :, None] * kw[None, :, None, :]
+    return AxisTaps(values, index.flatten(2).contiguous(), weight.flatten(2).contiguous())
+
+
+@dataclass
+class BiasGeometry:
+    """Size-only data of one stage's bias: per-axis taps for h and w (on a device)."""
+    query_size: Size
+    key_size: Size
+    taps_h: AxisTaps
+    taps_w: AxisTaps
+    table: torch.Tensor  # (U_w * U_h, 2) MLP inputs, rows ordered (u_w, u_h)
+    table_key: tuple  # equal keys mean equal tables (interpolation mode: one table for all inputs)
+
+
+def bias_geometry(query_size: Size, key_size: Size, pretrain_size: int, table_size: Optional[int],
+                  sr_ratio: int, device: torch.device) -> BiasGeometry:
+    """Geometry of the bias for queries on ``query_size`` and pooled keys on ``key_size``.
+
+    ``table_size`` is the stage's query side at the authors' ``img_size`` (interpolation mode) or
+    ``None`` (extrapolation mode); ``pretrain_size`` is the stage's query side at pre-training.
+    """
+    taps = []
+    for axis in range(2):
+        if table_size is None:
+            t = axis_taps(query_size[axis], key_size[axis], pretrain_size)
+        else:
+            t = axis_taps(query_size[axis], key_size[axis], pretrain_size, table_size, table_size // sr_ratio)
+        taps.append(AxisTaps(t.values.to(device), t.index.to(device), t.weight.to(device)))
+    vh, vw = taps[0].values, taps[1].values
+    table = torch.stack(torch.meshgrid(vw, vh, indexing='ij')[::-1], dim=-1).reshape(-1, 2)  # (dh, dw)
+    table_key = (pretrain_size, sr_ratio) + ((table_size, ) if table_size else (tuple(query_size), tuple(key_size)))
+    return BiasGeometry(tuple(query_size), tuple(key_size), taps[0], taps[1], table, table_key + (str(device), ))
+
+
+class PoolBias:
+    """The bias of one attention layer for one input size, produced lazily by query-row blocks.
+
+    ``bias(r0, r1)`` returns the bias of query rows ``r0:r1`` as a ``(heads, R, W, kh, kw)`` view.
+    """
+
+    def __init__(self, mlp_out: torch.Tensor, geometry: BiasGeometry) -> None:
+        g = geometry
+        uw, uh = g.taps_w.values.numel(), g.taps_h.values.numel()
+        heads = mlp_out.shape[-1]
+        self.heads = heads
+        self.query_size, self.key_size = g.query_size, g.key_size
+        (_, w), (kh, kw) = g.query_size, g.key_size
+        # step 2+3 along w: (W*kw, heads*U_h) = taps over the unique w offsets
+        table_w = mlp_out.view(uw, uh, heads).transpose(1, 2).reshape(uw, heads * uh)
+        along_w = F.embedding_bag(g.taps_w.index.view(-1, g.taps_w.index.shape[-1]), table_w,
+                                  per_sample_weights=g.taps_w.weight.view(-1, g.taps_w.weight.shape[-1]).to(
+                                      table_w.dtype), mode='sum')
+        # rows indexed by u_h: (U_h, heads * W * kw)
+        self.table_h = along_w.view(w * kw, heads, uh).permute(2, 1, 0).reshape(uh, heads * w * kw)
+        self.index_h = g.taps_h.index  # (H, kh, T)
+        self.weight_h = g.taps_h.weight.to(table_w.dtype)
+        self.w, self.kh, self.kw = w, kh, kw
+
+    def __call__(self, r0: int, r1: int) -> torch.Tensor:
+        taps = self.index_h.shape[-1]
+        rows = F.embedding_bag(self.index_h[r0:r1].reshape(-1, taps), self.table_h,
+                               per_sample_weights=self.weight_h[r0:r1].reshape(-1, taps), mode='sum')
+        rows = rows.view(r1 - r0, self.kh, self.heads, self.w, self.kw)
+        return rows.permute(2, 0, 3, 1, 4)  # (heads, R, W, kh, kw)
+
+    def full(self) -> torch.Tensor:
+        """The whole bias as ``(heads, H*W, kh*kw)`` (a copy; for reference paths and tests)."""
+        h = self.query_size[0]
+        return self(0, h).reshape(self.heads, h * self.w, self.kh * self.kw)
+
+
+MLP_ROWS_PER_CHUNK = 8192  # inference evaluates the MLP in chunks: its hidden layer is 512 wide
+
+
+def _mlp(fc1: nn.Linear, fc2: nn.Linear, table: torch.Tensor) -> torch.Tensor:
+    return fc2(F.relu(fc1(table)))
+
+
+def evaluate_cpb(fc1: nn.Linear, fc2: nn.Linear, geometry: BiasGeometry) -> torch.Tensor:
+    """Run the bias MLP (``fc1 -> ReLU -> fc2``, the authors' ``cpb_fc1``/``cpb_fc2``) on the unique
+    offsets of ``geometry`` in float32 (also under autocast): ``(U_w * U_h, heads)``.
+
+    With autograd the MLP is recomputed in the backward pass instead of storing its
+    ``(U_h * U_w, 512)`` hidden layer; without autograd it runs in row chunks.
+    """
+    with torch.autocast(device_type=fc1.weight.device.type, enabled=False):
+        table = geometry.table.to(fc1.weight.dtype)
+        if torch.is_grad_enabled() and fc1.weight.requires_grad:
+            mlp_out = checkpoint(_mlp, fc1, fc2, table, use_reentrant=False)
+        else:
+            mlp_out = torch.cat([_mlp(fc1, fc2, rows) for rows in table.split(MLP_ROWS_PER_CHUNK)])
+    return mlp_out.float()
