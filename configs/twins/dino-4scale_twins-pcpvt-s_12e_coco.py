@@ -1,0 +1,12 @@
+# DINO 4-scale, Twins-PCPVT-S, COCO 12 epochs (mmdet's recipe: AdamW lr 1e-4, weight decay 1e-4, backbone
+# lr x0.1, grad clip 0.1; steps at epoch 11). The authors published no DINO result; this config is ours.
+# The backbone returns strides 8/16/32; ChannelMapper adds the 4th level.
+_base_ = ['../_base_/dino_4scale_12e_coco.py']
+model = dict(
+    backbone=dict(
+        type='TwinsPCPVT',
+        arch='small',
+        out_indices=(1, 2, 3),
+        drop_path_rate=0.2,
+        init_cfg=dict(type='Pretrained', checkpoint='pretrained/pcpvt_small.pth')),
+    neck=dict(in_channels=[128, 320, 512]))

@@ -1,0 +1,17 @@
+# UperNet, Twins-SVT-S, ADE20K 512x512, 160k iterations: the authors' recipe
+# (segmentation/configs/upernet_alt_gvt_s_512x512_160k_ade20k_swin_setting.py):
+# AdamW lr 6e-5, betas (0.9, 0.999), weight decay 0.01 with none on 'pos_block' and 'norm' parameters;
+# poly (power 1.0, min lr 0) after a 1500-iter linear warm-up from ratio 1e-6; UperNet channels 512,
+# auxiliary FCN head on stage 3; 2 images x 8 GPUs.
+# Drop path 0.2: the value their segmentation backbone class hard-codes.
+_base_ = ['../_base_/upernet_160k_ade20k.py']
+model = dict(
+    backbone=dict(
+        type='TwinsSVT',
+        arch='small',
+        drop_path_rate=0.2,
+        init_cfg=dict(type='Pretrained', checkpoint='pretrained/alt_gvt_small.pth')),
+    decode_head=dict(in_channels=[64, 128, 256, 512]),
+    auxiliary_head=dict(in_channels=256))
+optim_wrapper = dict(
+    paramwise_cfg=dict(custom_keys={'pos_block': dict(decay_mult=0.0), 'norm': dict(decay_mult=0.0)}))
