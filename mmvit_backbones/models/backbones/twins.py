@@ -132,6 +132,8 @@ class LocallyGroupedAttention(nn.Module):
     selects everything when one pad is 0); ``'none'`` none (the authors' detection code).
     """
 
+    max_cached_masks = 64
+
     def __init__(self, embed_dims: int, num_heads: int, window_size: int, mask_mode: str = 'correct',
                  attn_impl: str = 'sdpa') -> None:
         super().__init__()
@@ -153,6 +155,8 @@ class LocallyGroupedAttention(nn.Module):
             return None
         key = (h, w, device)
         if key not in self._mask_cache:
+            if len(self._mask_cache) >= self.max_cached_masks:  # multi-scale training sees many sizes
+                self._mask_cache.clear()
             ws = self.window_size
             real = torch.zeros(1, h + pad_b, w + pad_r, 1, dtype=torch.bool, device=device)
             real[:, :h, :w] = True
