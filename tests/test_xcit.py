@@ -13,7 +13,7 @@ from mmengine.registry import DefaultScope, Registry
 from mmvit_backbones.checkpoint import CheckpointError, convert_file, get_converter, load_pretrained
 from mmvit_backbones.models.backbones.xcit import (XCiT, cross_covariance_attention,
                                                    cross_covariance_attention_reference)
-from mmvit_backbones.models.layers.pyramid import SimplePyramid
+from mmvit_backbones.models.layers.pyramid import ConvTranspose2x2, SimplePyramid
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures', 'xcit')
 ALL_ARCHS = sorted(XCiT.arch_zoo)
@@ -133,7 +133,7 @@ def test_norm_cfg_syncbn():
 
 # ------------------------------------------------------------------------------- XCA numerics
 def test_xca_matches_reference_form():
-    q, k = torch.randn(2, 3, 16, 50), torch.randn(2, 3, 16, 50)
+    q, k = torch.randn(2, 3, 50, 16), torch.randn(2, 3, 50, 16)
     t = torch.rand(3, 1, 1) + 0.5
     torch.testing.assert_close(cross_covariance_attention(q, k, t), cross_covariance_attention_reference(q, k, t),
                                rtol=1e-5, atol=1e-6)
@@ -141,7 +141,7 @@ def test_xca_matches_reference_form():
 
 def test_xca_is_safe_in_half_precision():
     # 4096 tokens of magnitude ~30: the squared norm (~3.7e6) overflows float16 (max 65504)
-    q, k = torch.randn(1, 2, 8, 4096) * 30, torch.randn(1, 2, 8, 4096) * 30
+    q, k = torch.randn(1, 2, 4096, 8) * 30, torch.randn(1, 2, 4096, 8) * 30
     t = torch.ones(2, 1, 1)
     ref = cross_covariance_attention_reference(q, k, t)
     out = cross_covariance_attention(q.half(), k.half(), t.half())
@@ -166,6 +166,20 @@ def test_position_encoding_cache_and_batch():
         single = model(x[1:2])
     for b, s in zip(batched, single):
         torch.testing.assert_close(b[1:2], s, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('shape', [(1, 16, 7, 5), (2, 16, 40, 3)])
+def test_conv_transpose_2x2_matches_reference(shape):
+    up = ConvTranspose2x2(16, 8)
+    up.block_elements = 200  # several row blocks
+    x = torch.randn(*shape, requires_grad=True)
+    out = up(x)
+    ref = up.reference_forward(x)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    grads = torch.autograd.grad(out.square().sum(), (x, up.weight, up.bias))
+    ref_grads = torch.autograd.grad(ref.square().sum(), (x, up.weight, up.bias))
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)
 
 
 def test_pyramid_rejects_unreachable_stride():

@@ -70,7 +70,9 @@ class ConvPatchEmbed(nn.Module):
         self.convs = nn.Sequential(*convs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.convs(x)  # (B, C, ceil(H/p), ceil(W/p))
+        # Channels-last convolutions are faster (oneDNN, tensor cores) and leave the output already in
+        # token order: the (B, N, C) view of it needs no copy.
+        return self.convs(x.contiguous(memory_format=torch.channels_last))  # (B, C, ceil(H/p), ceil(W/p))
 
 
 class FourierPositionEncoding(nn.Module):
@@ -126,25 +128,27 @@ def cross_covariance_attention(q: torch.Tensor, k: torch.Tensor, temperature: to
                                eps: float = 1e-12) -> torch.Tensor:
     """Softmax over the channel-by-channel cross-covariance (paper Eq. 2), computed in float32.
 
-    ``q``, ``k``: ``(B, heads, d, N)``; ``temperature``: ``(heads, 1, 1)``. Returns ``(B, heads, d, d)``
-    = ``softmax(normalize(q) @ normalize(k)^T * temperature)`` with q and k L2-normalised along the
-    token axis. The d x d Gram matrix is divided by the outer product of the norms, which equals
-    normalising first. Sums over all N tokens overflow in float16, so autocast is off here; the
-    (small) result is cast back by the caller.
+    ``q``, ``k``: ``(B, heads, N, d)`` (any strides); ``temperature``: ``(heads, 1, 1)``. Returns
+    ``(B, heads, d, d)`` = ``softmax(normalize(q)^T @ normalize(k) * temperature)`` with every channel
+    of q and k L2-normalised over the N tokens. The d x d Gram matrix is divided by the outer product
+    of the channel norms, which equals normalising first but reads q and k once and reduces over the
+    token axis in the token-major layout the qkv projection produces. Sums over all N tokens overflow
+    in float16, so autocast is off here; the (small) result is cast back by the caller.
     """
     with torch.autocast(device_type=q.device.type, enabled=False):
         q, k = q.float(), k.float()
-        gram = q @ k.transpose(-2, -1)  # (B, heads, d, d)
-        q_norm = torch.linalg.vector_norm(q, dim=-1).clamp_min(eps)
-        k_norm = torch.linalg.vector_norm(k, dim=-1).clamp_min(eps)
+        gram = q.transpose(-2, -1) @ k  # (B, heads, d, d)
+        # square().sum() reduces the strided token axis several times faster than linalg.vector_norm on CPU
+        q_norm = q.square().sum(dim=-2).sqrt().clamp_min(eps)  # (B, heads, d)
+        k_norm = k.square().sum(dim=-2).sqrt().clamp_min(eps)
         logits = gram / (q_norm[..., :, None] * k_norm[..., None, :]) * temperature.float()
         return logits.softmax(dim=-1)
 
 
 def cross_covariance_attention_reference(q: torch.Tensor, k: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
     """Plain form of :func:`cross_covariance_attention` (normalise, multiply, softmax), for tests."""
-    q = F.normalize(q.float(), dim=-1)
-    k = F.normalize(k.float(), dim=-1)
+    q = F.normalize(q.float().transpose(-2, -1), dim=-1)  # (B, heads, d, N)
+    k = F.normalize(k.float().transpose(-2, -1), dim=-1)
     return (q @ k.transpose(-2, -1) * temperature.float()).softmax(dim=-1)
 
 
@@ -166,11 +170,12 @@ class XCA(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 4, 1)
-        q, k, v = qkv.unbind(0)  # each (B, heads, d, N)
-        attn = cross_covariance_attention(q, k, self.temperature)
-        out = attn.to(v.dtype) @ v  # (B, heads, d, N)
-        return self.proj(out.permute(0, 3, 1, 2).reshape(b, n, c))
+        # views of the projection, no copies: each (B, heads, N, d)
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        attn = cross_covariance_attention(q, k, self.temperature)  # (B, heads, d, d)
+        out = v @ attn.to(v.dtype).transpose(-2, -1)  # (B, heads, N, d): out^T = attn @ v^T
+        return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
 
 class LPI(nn.Module):
@@ -214,10 +219,16 @@ class XCABlock(nn.Module):
         self.gamma2 = nn.Parameter(torch.full((dim, ), float(layer_scale_init)))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
+    def residual(self, x: torch.Tensor, gamma: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
+        """``x + drop_path(gamma * update)``; one fused pass when no path is dropped."""
+        if self.training and not isinstance(self.drop_path, nn.Identity):
+            return x + self.drop_path(gamma * update)
+        return torch.addcmul(x, update, gamma)
+
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        x = x + self.drop_path(self.gamma1 * self.attn(self.norm1(x)))
-        x = x + self.drop_path(self.gamma3 * self.local_mp(self.norm3(x), hw))
-        x = x + self.drop_path(self.gamma2 * self.mlp(self.norm2(x)))
+        x = self.residual(x, self.gamma1, self.attn(self.norm1(x)))
+        x = self.residual(x, self.gamma3, self.local_mp(self.norm3(x), hw))
+        x = self.residual(x, self.gamma2, self.mlp(self.norm2(x)))
         return x
 
 

@@ -20,17 +20,57 @@ from collections import OrderedDict
 from typing import List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from torch import nn
 
 
+class ConvTranspose2x2(nn.ConvTranspose2d):
+    """``nn.ConvTranspose2d(kernel_size=2, stride=2)`` computed as one matrix product per row block.
+
+    With kernel = stride every input pixel writes its own 2x2 output patch:
+    ``out[:, o, 2i + a, 2j + b] = sum_c W[c, o, a, b] * x[:, c, i, j] + bias[o]``, i.e. a
+    ``(4 * C_out, C_in)`` matrix applied to every pixel. On CPU this runs at GEMM speed instead of the
+    generic transposed-convolution kernel, and writing row blocks straight into the output keeps the
+    un-shuffled intermediate small (the stride-4 level is the largest tensor of the backbone).
+    :meth:`reference_forward` is the plain PyTorch op (same parameters); the tests compare the two.
+    """
+
+    block_elements = 1 << 20  # intermediate size per row block (elements)
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(in_channels, out_channels, kernel_size=2, stride=2)
+
+    def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv_transpose2d(x, self.weight, self.bias, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c_in, h, w = x.shape
+        c_out = self.out_channels
+        # (C_in, C_out, 2, 2) -> rows ordered (o, a, b): (4 * C_out, C_in)
+        weight = self.weight.reshape(c_in, c_out * 4).t().to(x.dtype)
+        bias = self.bias.to(x.dtype).repeat_interleave(4)[:, None] if self.bias is not None else None
+        out = x.new_empty(b, c_out, 2 * h, 2 * w)
+        rows = max(1, self.block_elements // max(1, 4 * c_out * w * b))
+        for top in range(0, h, rows):
+            x_rows = x[:, :, top:top + rows].flatten(2)  # (B, C_in, r * W)
+            r = x_rows.shape[-1] // w
+            y = weight @ x_rows  # (B, 4 * C_out, r * W)
+            if bias is not None:
+                y = y + bias
+            # (B, o, a, b, r, W) -> (B, o, r, a, W, b) = (B, C_out, 2r, 2W)
+            y = y.view(b, c_out, 2, 2, r, w).permute(0, 1, 4, 2, 5, 3).reshape(b, c_out, 2 * r, 2 * w)
+            out[:, :, 2 * top:2 * (top + r)] = y
+        return out
+
+
 def _upsampler(channels: int, factor: int, norm_cfg: dict) -> nn.Sequential:
     """``factor`` in {2, 4}: ConvT(2, 2) [-> bn -> GELU -> ConvT(2, 2)]."""
-    layers = OrderedDict(up1=nn.ConvTranspose2d(channels, channels, kernel_size=2, stride=2))
+    layers = OrderedDict(up1=ConvTranspose2x2(channels, channels))
     if factor == 4:
         layers['bn'] = build_norm_layer(norm_cfg, channels)[1]
         layers['act'] = nn.GELU()
-        layers['up2'] = nn.ConvTranspose2d(channels, channels, kernel_size=2, stride=2)
+        layers['up2'] = ConvTranspose2x2(channels, channels)
     return nn.Sequential(layers)
 
 
