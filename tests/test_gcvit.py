@@ -97,10 +97,10 @@ def test_sdpa_matches_reference(is_global):
     q = torch.randn(2, 4, 25, 8) if is_global else None
     with torch.no_grad():
         torch.testing.assert_close(attn(windows, q), attn.forward_reference(windows, q), rtol=1e-5, atol=1e-5)
-        first = attn.relative_position_bias(torch.float32)
-        assert attn.relative_position_bias(torch.float32) is first  # cached in inference
-        attn.relative_position_bias_table.add_(1.0)  # in-place update invalidates the cache
-        assert not torch.equal(attn.relative_position_bias(torch.float32), first)
+    bias = attn.relative_position_bias(torch.float32)  # Swin's index: bias[h, i, j] = table[rel(i, j), h]
+    assert bias.shape == (4, 25, 25)
+    assert torch.equal(bias[:, 0, 0], attn.relative_position_bias_table[(5 - 1) * 9 + (5 - 1)])
+    assert torch.equal(bias[:, 0, 24], attn.relative_position_bias_table[0])  # (dh, dw) = (-4, -4)
 
 
 # -------------------------------------------------------------------- parity with the authors
