@@ -182,6 +182,17 @@ def test_conv_transpose_2x2_matches_reference(shape):
         torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)
 
 
+def test_chunked_inference_mlp_matches_whole(monkeypatch):
+    model = build(SMALL).eval()
+    x = torch.randn(1, 3, 128, 96)
+    with torch.no_grad():
+        whole = model(x)
+        monkeypatch.setattr(type(model.blocks[0]), 'mlp_chunk_tokens', 7)
+        chunked = model(x)
+    for a, b in zip(whole, chunked):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_pyramid_rejects_unreachable_stride():
     with pytest.raises(ValueError, match='output stride 64'):
         SimplePyramid(8, 8, out_strides=(64, ))

@@ -200,6 +200,8 @@ class LPI(nn.Module):
 class XCABlock(nn.Module):
     """XCA, LPI and MLP sub-layers, each pre-norm with layer scale and stochastic depth."""
 
+    mlp_chunk_tokens = 4096  # token block size of the MLP without autograd (see ``forward``)
+
     def __init__(self,
                  dim: int,
                  num_heads: int,
@@ -228,8 +230,15 @@ class XCABlock(nn.Module):
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         x = self.residual(x, self.gamma1, self.attn(self.norm1(x)))
         x = self.residual(x, self.gamma3, self.local_mp(self.norm3(x), hw))
-        x = self.residual(x, self.gamma2, self.mlp(self.norm2(x)))
-        return x
+        if torch.is_grad_enabled() or x.shape[1] <= self.mlp_chunk_tokens:
+            return self.residual(x, self.gamma2, self.mlp(self.norm2(x)))
+        # Inference: the MLP is token-wise, so running it on token blocks gives the same result while
+        # its 4x-wide hidden activations (the largest tensors of a block) exist for one block at a time.
+        out = torch.empty_like(x)
+        for start in range(0, x.shape[1], self.mlp_chunk_tokens):
+            part = x[:, start:start + self.mlp_chunk_tokens]
+            out[:, start:start + self.mlp_chunk_tokens] = self.residual(part, self.gamma2, self.mlp(self.norm2(part)))
+        return out
 
 
 @MODELS.register_module()
