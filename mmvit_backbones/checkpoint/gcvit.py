@@ -21,6 +21,7 @@ import re
 from mmengine.logging import print_log
 from torch import nn
 
+from ..models.backbones.gcvit import GLOBAL_QUERY_SPLITS
 from .registry import StateDict, register_converter
 from .resize import resize_rel_pos_table
 
@@ -63,8 +64,11 @@ def convert(state_dict: StateDict, model: nn.Module) -> StateDict:
                     value = resize_rel_pos_table(value, (window, window))
         out[key] = value
     if SPLIT_KEY in out and hasattr(model, 'global_query_split_code'):
-        print_log(f'GCViT: checkpoint records global_query_split_code={int(out[SPLIT_KEY])}; '
-                  f'it overrides the constructor setting', logger='current')
+        code = int(out[SPLIT_KEY])
+        if code != int(model.global_query_split_code):
+            print_log(f'GCViT: the checkpoint was trained with global_query_split code {code} '
+                      f'({GLOBAL_QUERY_SPLITS[code] if 0 <= code < len(GLOBAL_QUERY_SPLITS) else "unknown"}); '
+                      f"it replaces the constructor's '{model.global_query_split}'", logger='current')
     elif hasattr(model, 'global_query_split'):
         out[SPLIT_KEY] = model.global_query_split_code.clone()
         print_log(f"GCViT: the checkpoint does not say which global-query head split it was trained with; "
