@@ -300,3 +300,18 @@ def test_wrong_checkpoints_raise(tmp_path):
     torch.save(sd, path)
     with pytest.raises(CheckpointError, match='missing'):
         load_pretrained(build(_authors_arch(fixture['config'])), path)
+
+
+def test_convert_checkpoint_tool(tmp_path, monkeypatch):
+    import runpy
+    import sys
+    shapes = imagenet_shapes()['nano-12-p16']
+    official = {k: torch.randn(s) if s else torch.tensor(5) for k, s in shapes.items()}
+    src, dst = str(tmp_path / 'xcit_nano_12_p16.pth'), str(tmp_path / 'converted.pth')
+    torch.save({'model': official}, src)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    monkeypatch.setattr(sys, 'argv', ['convert_checkpoint.py', '--family', 'xcit', src, dst])
+    runpy.run_path(os.path.join(root, 'tools', 'convert_checkpoint.py'), run_name='__main__')
+    model = build('nano-12-p16', init_cfg=dict(type='Pretrained', checkpoint=dst))
+    model.init_weights()
+    torch.testing.assert_close(model.blocks[11].attn.qkv.weight, official['blocks.11.attn.qkv.weight'])
