@@ -86,7 +86,9 @@ def loss_and_predict(cfg: Config, model=None, size=(96, 128)):
     else:
         samples = [_seg_sample(h, w)]
     model.train()
-    data = model.data_preprocessor(dict(inputs=[img], data_samples=samples), True)
+    # Segmentors train on two images: UperNet's PPM pools to 1x1, and BatchNorm cannot train on one value.
+    train_imgs, train_samples = ([img], samples) if scope == 'mmdet' else ([img, img.flip(-1)], samples * 2)
+    data = model.data_preprocessor(dict(inputs=train_imgs, data_samples=train_samples), True)
     losses = model(**data, mode='loss')
     total, _ = model.parse_losses(losses)
     assert torch.isfinite(total), f'non-finite loss {total}'

@@ -114,6 +114,18 @@ def test_sdpa_matches_the_reference_attention_with_padding():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
+def test_inference_chunking_matches_the_autograd_path(monkeypatch):
+    model = build().eval()
+    x = torch.randn(2, 3, 72, 100)
+    with torch.enable_grad():
+        full = model(x)
+    monkeypatch.setattr(cf, 'INFERENCE_CHUNK_TOKENS', 100)  # several chunks per block
+    with torch.no_grad():
+        chunked = model(x)
+    for a, b in zip(full, chunked):
+        torch.testing.assert_close(a.detach(), b, rtol=1e-5, atol=1e-5)
+
+
 def test_batch_elements_are_independent():
     model = build().eval()
     x = torch.randn(3, 3, 72, 100)

@@ -39,6 +39,8 @@ from ..layers.padding import pad_nchw
 from .base import PyramidBackbone
 
 NEG_INF = -1e6  # the authors' additive mask for padded keys (crossformer_backbone*.py: NEG_INF)
+# Without autograd, attention and MLP run over chunks of this many tokens: same math, far less peak memory.
+INFERENCE_CHUNK_TOKENS = 16384
 GROUPINGS = ('v1', 'main')
 
 
@@ -280,12 +282,24 @@ class GroupAttention(nn.Module):
                 key_pad: Optional[torch.Tensor]) -> torch.Tensor:
         """``groups``: ``(batch * num_groups, N, C)``; ``key_pad``: ``(num_groups, N)`` bool or None."""
         bg, n, c = groups.shape
-        qkv = self.qkv(groups).view(bg, n, 3, self.num_heads, c // self.num_heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each B*nG, nH, N, hd
-        mask = self.position_bias(group_h, group_w, groups.device).to(q.dtype).unsqueeze(0)  # 1, nH, N, N
+        mask = self.position_bias(group_h, group_w, groups.device).to(groups.dtype).unsqueeze(0)  # 1, nH, N, N
         if key_pad is not None:  # B*nG, nH, N, N (groups are batch-major)
             mask = mask.masked_fill(key_pad[:, None, None, :], NEG_INF)
             mask = mask.repeat(batch, 1, 1, 1) if batch > 1 else mask
+        if torch.is_grad_enabled() or bg * n <= INFERENCE_CHUNK_TOKENS:
+            return self.attend(groups, mask)
+        # Inference: the same per-group math over chunks of groups, so q/k/v never exist for the whole map.
+        out = torch.empty_like(groups)
+        step = max(1, INFERENCE_CHUNK_TOKENS // n)
+        for i in range(0, bg, step):
+            out[i:i + step] = self.attend(groups[i:i + step], mask if mask.shape[0] == 1 else mask[i:i + step])
+        return out
+
+    def attend(self, groups: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Attention of ``(G, N, C)`` groups under an additive ``(1 or G, nH, N, N)`` mask."""
+        bg, n, c = groups.shape
+        qkv = self.qkv(groups).view(bg, n, 3, self.num_heads, c // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each G, nH, N, hd
         # A 4-d mask keeps PyTorch's fused CPU/GPU kernels eligible (a 5-d layout falls back to the math path).
         if self.fused:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
@@ -344,7 +358,14 @@ class CrossFormerBlock(nn.Module):
 
     def forward(self, x_nhwc: torch.Tensor) -> torch.Tensor:
         x_nhwc = x_nhwc + self.drop_path(self.attention(self.norm1(x_nhwc)))
-        x_nhwc = x_nhwc + self.drop_path(self.mlp(self.norm2(x_nhwc)))
+        if self.training or torch.is_grad_enabled():
+            x_nhwc = x_nhwc + self.drop_path(self.mlp(self.norm2(x_nhwc)))
+        else:  # inference: the same per-token math in place over chunks, without a full-size 4C hidden map
+            tokens = x_nhwc.contiguous().view(-1, x_nhwc.shape[-1])
+            for i in range(0, tokens.shape[0], INFERENCE_CHUNK_TOKENS):
+                chunk = tokens[i:i + INFERENCE_CHUNK_TOKENS]
+                chunk += self.mlp(self.norm2(chunk))
+            x_nhwc = tokens.view(x_nhwc.shape)
         if self.with_acl:
             x_nhwc = self.ex_ln(self.ex_conv(x_nhwc.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
         return x_nhwc

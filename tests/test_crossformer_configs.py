@@ -1,0 +1,94 @@
+"""Every CrossFormer config builds its full model and runs one loss and one predict step; param counts."""
+import glob
+import os
+
+import pytest
+from config_checks import ROOT, build_model, count_params, load_config, loss_and_predict
+
+from mmvit_backbones.models.backbones.crossformer import CrossFormer
+
+CONFIGS = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, 'configs', 'crossformer', '*.py')))
+# Published whole-model sizes (authors' README / detection README, M) and the arch behind each file.
+PUBLISHED = {
+    'mask_rcnn_crossformer-s_fpn_1x_coco.py': 50.2,
+    'mask_rcnn_crossformer-b_fpn_1x_coco.py': 71.5,
+    'mask_rcnn_crossformer-pp-s_fpn_1x_coco.py': 43.0,
+    'mask_rcnn_crossformer-pp-b_fpn_1x_coco.py': 71.5,
+    'mask_rcnn_crossformer-s_fpn_3x_coco.py': 50.2,
+    'mask_rcnn_crossformer-b_fpn_3x_coco.py': 71.5,
+    'upernet_crossformer-s_160k_ade20k.py': 62.3,
+    'upernet_crossformer-b_160k_ade20k.py': 83.6,
+    'upernet_crossformer-l_160k_ade20k.py': 125.5,
+    'upernet_crossformer-pp-s_160k_ade20k.py': 53.1,
+    'upernet_crossformer-pp-b_160k_ade20k.py': 83.7,
+}
+DEFAULTS = {'mask_rcnn_coco.py': 'mask_rcnn_crossformer-s_fpn_1x_coco.py',
+            'dino_coco.py': 'dino-4scale_crossformer-s_12e_coco.py',
+            'upernet_ade20k.py': 'upernet_crossformer-s_160k_ade20k.py'}
+DROP_PATH = {'small': 0.2, 'base': 0.3, 'large': 0.5, 'pp-small': 0.2, 'pp-base': 0.3}
+
+
+def test_config_set():
+    names = {os.path.basename(p) for p in CONFIGS}
+    assert set(PUBLISHED) | set(DEFAULTS) | {'dino-4scale_crossformer-s_12e_coco.py',
+                                             'dino-4scale_crossformer-pp-s_12e_coco.py'} == names
+
+
+# Files whose whole `model` equals another file's (the 3x files differ from 1x only in data and schedule,
+# the defaults are aliases): checked by equality, so each distinct model is built and run once.
+SAME_MODEL = dict(DEFAULTS, **{'mask_rcnn_crossformer-s_fpn_3x_coco.py': 'mask_rcnn_crossformer-s_fpn_1x_coco.py',
+                               'mask_rcnn_crossformer-b_fpn_3x_coco.py': 'mask_rcnn_crossformer-b_fpn_1x_coco.py'})
+
+
+@pytest.mark.parametrize('name', sorted(PUBLISHED))
+def test_published_whole_model_sizes(name):
+    cfg = load_config(f'configs/crossformer/{name}')
+    if name in SAME_MODEL:
+        assert cfg.model == load_config(f'configs/crossformer/{SAME_MODEL[name]}').model
+        name = SAME_MODEL[name]
+        cfg = load_config(f'configs/crossformer/{name}')
+    params = count_params(build_model(cfg)) / 1e6
+    assert abs(params - PUBLISHED[name]) <= 0.005 * PUBLISHED[name], f'{name}: {params:.2f}M vs {PUBLISHED[name]}M'
+
+
+def test_3x_recipe():
+    cfg = load_config('configs/crossformer/mask_rcnn_crossformer-s_fpn_3x_coco.py')
+    assert cfg.train_cfg.max_epochs == 36
+    assert cfg.param_scheduler[-1].milestones == [27, 33]
+    assert any(t.type == 'RandomChoice' for t in cfg.train_dataloader.dataset.pipeline)
+
+
+@pytest.mark.parametrize('path', [p for p in CONFIGS if os.path.basename(p) not in SAME_MODEL])
+def test_config_builds_and_runs(path):
+    cfg = load_config(path)
+    backbone = cfg.model.backbone
+    assert backbone.type == 'CrossFormer' and backbone.init_cfg.type == 'Pretrained'
+    assert backbone.drop_path_rate == DROP_PATH[backbone.arch]
+    assert 'fp16' not in cfg
+    c = CrossFormer.arch_zoo[backbone.arch]['embed_dims']
+    dims = [c, 2 * c, 4 * c, 8 * c]
+    if cfg.model.type == 'DINO':
+        assert list(backbone.out_indices) == [1, 2, 3] and cfg.model.neck.in_channels == dims[1:]
+        cfg.model.num_queries = 64  # top-k over encoder tokens needs num_queries <= tokens of a 64x96 image
+    elif cfg.model.type == 'EncoderDecoder':
+        assert cfg.model.decode_head.in_channels == dims
+        assert cfg.model.auxiliary_head.in_channels == dims[2]  # the authors' main-branch S file says 256
+        assert cfg.optim_wrapper.paramwise_cfg.custom_keys == {'norm': dict(decay_mult=0.0)}
+    else:
+        assert cfg.model.neck.in_channels == dims
+        assert (cfg.optim_wrapper.optimizer.lr, cfg.optim_wrapper.optimizer.weight_decay) == (1e-4, 1e-4)
+    # full-size models are built and counted above; a reduced-depth copy keeps the loss/predict step fast
+    arch = dict(CrossFormer.arch_zoo[backbone.arch])
+    arch['depths'] = (1, 1, 4, 1) if arch['acl'] else (1, 1, 2, 1)
+    backbone.arch = arch
+    model = build_model(cfg)
+    losses, _ = loss_and_predict(cfg, model, size=(64, 96))
+    assert losses
+
+
+@pytest.mark.parametrize('default', sorted(DEFAULTS))
+def test_defaults_are_crossformer_s(default):
+    cfg = load_config(f'configs/crossformer/{default}')
+    target = load_config(f'configs/crossformer/{DEFAULTS[default]}')
+    assert cfg.model == target.model and cfg.model.backbone.arch == 'small'
+    assert cfg.optim_wrapper == target.optim_wrapper and cfg.train_dataloader == target.train_dataloader
