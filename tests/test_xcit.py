@@ -79,6 +79,13 @@ def test_outputs_real_archs(arch):
     check_outputs(model, [(224, 224), (192, 320), (100, 75)], [c] * 4)
 
 
+@pytest.mark.parametrize('arch', ALL_ARCHS)
+def test_outputs_every_arch_reduced_depth(arch):
+    """Every arch's widths, heads and patch size (4 blocks instead of 12/24 to keep the suite fast)."""
+    model = build(dict(XCiT.arch_zoo[arch], depth=4, tap_blocks=(0, 1, 2, 3)))
+    check_outputs(model, [(224, 224), (100, 75)], [model.embed_dims] * 4)
+
+
 @pytest.mark.parametrize('arch', [SMALL, SMALL_P8])
 def test_outputs_many_sizes(arch):
     check_outputs(build(arch), [(32, 32), (33, 65), (224, 224), (100, 75), (127, 129)], [32] * 4)

@@ -1,7 +1,7 @@
 """XCiT: Cross-Covariance Image Transformers (El-Nouby et al., NeurIPS 2021) as a pyramid backbone.
 
 XCiT is columnar: a convolutional patch embedding (stride 8 or 16) and a stack of XCA blocks that
-all work on one token grid. Each block (paper Sec. 3.1, Fig. 1) is
+all work on one token grid. Each block (paper Sec. 3, Fig. 1) is
 
     x = x + gamma1 * XCA(norm1(x))     cross-covariance attention over channels
     x = x + gamma3 * LPI(norm3(x))     local patch interaction: two depthwise 3x3 convs
@@ -76,7 +76,7 @@ class ConvPatchEmbed(nn.Module):
 
 
 class FourierPositionEncoding(nn.Module):
-    """Sine/cosine features of the normalised (y, x) position, projected to ``dim`` (paper Sec. 3.3).
+    """Sine/cosine features of the normalised (y, x) position, projected to ``dim`` (paper Sec. 3).
 
     DETR's encoding: positions ``1..H`` are scaled to ``(0, 2*pi]`` so the code is independent of the
     grid size; ``hidden_dim`` frequencies per axis; a 1x1 conv maps the ``2*hidden_dim`` features to
@@ -126,7 +126,7 @@ class FourierPositionEncoding(nn.Module):
 
 def cross_covariance_attention(q: torch.Tensor, k: torch.Tensor, temperature: torch.Tensor,
                                eps: float = 1e-12) -> torch.Tensor:
-    """Softmax over the channel-by-channel cross-covariance (paper Eq. 2), computed in float32.
+    """Softmax over the channel-by-channel cross-covariance (paper Sec. 3), computed in float32.
 
     ``q``, ``k``: ``(B, heads, N, d)`` (any strides); ``temperature``: ``(heads, 1, 1)``. Returns
     ``(B, heads, d, d)`` = ``softmax(normalize(q)^T @ normalize(k) * temperature)`` with every channel
@@ -155,7 +155,7 @@ def cross_covariance_attention_reference(q: torch.Tensor, k: torch.Tensor, tempe
 class XCA(nn.Module):
     """Cross-covariance attention: tokens are mixed per channel by a ``d x d`` attention map per head.
 
-    The cost is linear in the number of tokens N (paper Sec. 3.1). ``temperature`` (one per head)
+    The cost is linear in the number of tokens N (paper Sec. 3). ``temperature`` (one per head)
     replaces the usual ``1/sqrt(d)`` scale.
     """
 
@@ -179,7 +179,7 @@ class XCA(nn.Module):
 
 
 class LPI(nn.Module):
-    """Local patch interaction: depthwise 3x3 conv -> GELU -> norm -> depthwise 3x3 conv (paper Sec. 3.1)."""
+    """Local patch interaction: depthwise 3x3 conv -> GELU -> norm -> depthwise 3x3 conv (paper Sec. 3)."""
 
     def __init__(self, dim: int, norm_cfg: dict) -> None:
         super().__init__()
