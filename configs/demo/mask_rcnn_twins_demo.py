@@ -1,5 +1,11 @@
-# The embedded-default detection job: a small Twins-PCPVT Mask R-CNN trained from scratch on the generated
-# COCO-layout shapes dataset (tools/make_demo_data.py), evaluated with COCO bbox and segm mAP. CPU, minutes.
+# The embedded-default detection job: a small Twins-SVT Mask R-CNN on the generated COCO-layout shapes dataset
+# (tools/make_demo_data.py), evaluated with COCO bbox and segm mAP. CPU, minutes.
+# The backbone is the one of configs/demo/upernet_twins_demo.py: `make demo` trains that segmentor first and
+# starts this detector from its checkpoint through init_cfg (the path the authors' checkpoints take), e.g.
+#   --cfg-options model.backbone.init_cfg.type=Pretrained \
+#                 model.backbone.init_cfg.checkpoint=work_dirs/demo_upernet/iter_600.pth
+# Without it the detector trains from scratch, which learns far more slowly (transformers lack the
+# inductive bias that makes a from-scratch ResNet usable after a few hundred iterations).
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     'mmdet::_base_/default_runtime.py',
@@ -15,9 +21,9 @@ model = dict(
     data_preprocessor=dict(pad_size_divisor=32),
     backbone=dict(
         _delete_=True,
-        type='TwinsPCPVT',
-        arch=dict(embed_dims=dims, depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 8], mlp_ratios=[4, 4, 4, 4],
-                  sr_ratios=[8, 4, 2, 1]),
+        type='TwinsSVT',
+        arch=dict(embed_dims=dims, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8], mlp_ratios=[4, 4, 4, 4],
+                  sr_ratios=[8, 4, 2, 1], window_sizes=[7, 7, 7, 7]),
         drop_path_rate=0.0),
     neck=dict(in_channels=dims, out_channels=width),
     rpn_head=dict(in_channels=width, feat_channels=width),
@@ -61,15 +67,15 @@ val_evaluator = dict(type='CocoMetric', ann_file=data_root + 'annotations/instan
                      metric=['bbox', 'segm'], format_only=False, backend_args=backend_args)
 test_evaluator = val_evaluator
 
-max_epochs = 12
+max_epochs = 8
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[10], gamma=0.1),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[7], gamma=0.1),
 ]
-optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
+optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=3e-4, weight_decay=0.05),
                      clip_grad=dict(max_norm=10.0, norm_type=2))
 default_hooks = dict(logger=dict(type='LoggerHook', interval=10),
                      checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1))
