@@ -184,3 +184,13 @@ def test_amp_training_step_is_finite(dtype):
     loss.backward()
     assert torch.isfinite(loss)
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_depth_mismatch_is_an_error(tmp_path):
+    """Tiny and Small have the same widths: a Small file must not load silently into Tiny."""
+    deep = build(arch=dict(SMALL, depths=(1, 1, 2, 1)))
+    path = str(tmp_path / 'deep.pth')
+    torch.save(deep.state_dict(), path)
+    shallow = build(init_cfg=dict(type='Pretrained', checkpoint=path))
+    with pytest.raises(CheckpointError, match='blocks per stage'):
+        shallow.init_weights()

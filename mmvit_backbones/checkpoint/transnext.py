@@ -7,8 +7,11 @@ that older exports may carry (position-bias indices and coordinate tables, lengt
 masks; all recomputed here from the input size). The position bias is an MLP of coordinates, so
 no table needs resizing for the dense setting.
 """
+import re
+
 from torch import nn
 
+from .loader import CheckpointError
 from .registry import StateDict, register_converter
 
 DROPPED_PREFIXES = ('head.', )
@@ -27,5 +30,21 @@ def _dropped(key: str) -> bool:
 
 @register_converter('transnext', detect=is_transnext)
 def convert(state_dict: StateDict, model: nn.Module) -> StateDict:
-    """Authors' ImageNet / dense keys (or ours) -> ours: the same names, minus head and buffers."""
+    """Authors' ImageNet / dense keys (or ours) -> ours: the same names, minus head and buffers.
+
+    Tiny and Small share all widths, so a depth mismatch would otherwise load silently (the extra
+    blocks as "unexpected" keys); it is an error instead.
+    """
+    depths = getattr(model, 'depths', None)
+    if depths is not None:
+        found = {}
+        for key in state_dict:
+            match = re.match(r'block(\d+)\.(\d+)\.', key)
+            if match:
+                stage, block = int(match.group(1)), int(match.group(2))
+                found[stage] = max(found.get(stage, 0), block + 1)
+        wrong = {s: n for s, n in found.items() if s > len(depths) or n != depths[s - 1]}
+        if wrong:
+            raise CheckpointError(f'the checkpoint has {[found.get(s, 0) for s in range(1, len(depths) + 1)]} '
+                                  f'blocks per stage, the model {list(depths)} (wrong arch?)')
     return {k: v for k, v in state_dict.items() if not _dropped(k)}
