@@ -28,7 +28,9 @@ def build_model(cfg: Config):
     model_cfg = cfg.model.copy()
     _drop_pretrained(model_cfg)
     with DefaultScope.overwrite_default_scope(scope):
-        return MODELS.build(model_cfg)
+        model = MODELS.build(model_cfg)
+    model.init_weights()  # e.g. DINO's level_embed is uninitialised memory until init_weights
+    return model
 
 
 def _drop_pretrained(model_cfg) -> None:

@@ -107,3 +107,16 @@ def test_corrupt_and_missing_files(tmp_path):
     torch.save([1, 2, 3], str(tmp_path / 'list.pth'))
     with pytest.raises(CheckpointError, match='holds a list'):
         load_pretrained(_TinyBackbone(), str(tmp_path / 'list.pth'))
+
+
+class _RunsCode:
+    def __reduce__(self):
+        import os
+        return (os.system, ('echo unsafe',))
+
+
+def test_code_carrying_pickle_is_refused_with_the_reason(tmp_path):
+    path = str(tmp_path / 'evil.pth')
+    torch.save({'state_dict': {'patch.weight': torch.ones(4, 3)}, 'extra': _RunsCode()}, path)
+    with pytest.raises(CheckpointError, match='outside the weights-only allowlist'):
+        load_pretrained(_TinyBackbone(), path)

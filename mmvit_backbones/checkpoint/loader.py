@@ -56,6 +56,9 @@ def read_checkpoint(path: str, map_location: str = 'cpu') -> dict:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        if 'global' not in str(err).lower():  # not an allowlist refusal: the bytes are not a checkpoint
+            raise CheckpointError(f'cannot read checkpoint {path}: the file is corrupt or not a PyTorch '
+                                  f'checkpoint ({err})') from err
         raise CheckpointError(
             f'checkpoint {path} holds Python objects outside the weights-only allowlist, so it was not '
             f'unpickled (untrusted pickles can run code). If you trust the file, re-save its state dict '
