@@ -195,7 +195,7 @@ def padded_key_mask(h: int, w: int, plan: GroupPlan, device: torch.device) -> Op
     return group_partition(pad, plan.group_h, plan.group_w, plan.interval).squeeze(-1)
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=16)  # v1 LDA groups grow with the image: an index can be ~10 MB
 def relative_coords_and_index(group_h: int, group_w: int,
                               device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
     """DPB inputs for a ``group_h x group_w`` group (paper Eq. 4; Swin's relative index).
