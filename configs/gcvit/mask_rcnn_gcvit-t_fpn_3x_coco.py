@@ -3,7 +3,7 @@
 # decay 0.05; 2500-iter linear warm-up from 1e-3, steps at epochs 27 and 33; fp16 (here AmpOptimWrapper);
 # 2 images per GPU. Their file lists no-decay keys 'rpb' (matches no parameter) and 'norm'; we use what they
 # meant and their Cascade config spells out: no decay on relative-position tables and norms.
-# drop_path_rate 0.2 as in the authors' GC ViT-T configs. Published (GC ViT-T): 48M params, box AP 47.9, mask AP 43.2.
+# drop_path_rate 0.2 as in the authors' GC ViT-T configs. Published: 48M params, box AP 47.9, mask AP 43.2.
 _base_ = ['../_base_/mask_rcnn_fpn_3x_ms_coco.py']
 model = dict(
     backbone=dict(
