@@ -87,6 +87,8 @@ def loss_and_predict(cfg: Config, model=None, size=(96, 128)):
         samples = [_det_sample(h, w, with_mask)]
     else:
         samples = [_seg_sample(h, w)]
+        if getattr(model.data_preprocessor, 'size', None) is not None:
+            model.data_preprocessor.size = (h, w)  # the configs pad to their 512x512 crop; keep the test small
     model.train()
     # Segmentors train on two images: UperNet's PPM pools to 1x1, and BatchNorm cannot train on one value.
     train_imgs, train_samples = ([img], samples) if scope == 'mmdet' else ([img, img.flip(-1)], samples * 2)
