@@ -103,14 +103,19 @@ def silence_pkg_resources_warning() -> None:
 def cpu_distributed_overrides(cfg) -> None:
     """Make mmengine's DDP wrapper work for CPU processes (``torchrun`` without GPUs).
 
-    mmengine 0.10.7 always passes ``device_ids=[LOCAL_RANK]`` to ``DistributedDataParallel`` and
-    defaults to the NCCL backend; both are GPU-only. On a machine without CUDA we select the gloo
-    backend and ``device_ids=None`` (torch's DDP for CPU modules). Nothing changes when CUDA exists.
+    mmengine 0.10.7 always passes ``device_ids=[LOCAL_RANK]`` to ``DistributedDataParallel``, defaults
+    to the NCCL backend, and calls ``torch.cuda.set_device`` while initialising; all GPU-only. On a
+    machine without CUDA we start the gloo process group ourselves (torchrun's env:// variables) and
+    use ``device_ids=None`` (torch's DDP for CPU modules). Nothing changes when CUDA exists.
     """
     if torch.cuda.is_available():
         return
     env_cfg = cfg.setdefault('env_cfg', {})
     env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if cfg.get('launcher') == 'pytorch' and not torch.distributed.is_initialized():
+        # mmengine's init_dist calls torch.cuda.set_device(LOCAL_RANK), which fails without CUDA; a process
+        # group that already exists is reused by the Runner (it only initialises when none is there).
+        torch.distributed.init_process_group(backend='gloo')
     wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
     wrapper = dict(wrapper)
     wrapper['device_ids'] = None

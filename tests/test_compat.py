@@ -53,7 +53,7 @@ def test_unsafe_pickles_are_refused(tmp_path, payload):
 
 
 def test_cpu_distributed_overrides():
-    cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend="nccl")), launcher="none"))
     compat.cpu_distributed_overrides(cfg)
     if torch.cuda.is_available():
         assert cfg.env_cfg.dist_cfg.backend == 'nccl'

