@@ -17,7 +17,7 @@ STEPPED = {
     'configs/xcit/mask_rcnn_xcit-tiny-12-p8_fpn_3x_coco.py',
     'configs/xcit/dino-4scale_xcit-tiny-12-p8_12e_coco.py', 'configs/xcit/upernet_xcit-tiny-12-p8_160k_ade20k.py',
 }
-ALL_STEPS = os.environ.get('XCIT_ALL_CONFIG_STEPS') == '1'
+ALL_STEPS = '1' in (os.environ.get('XCIT_ALL_CONFIG_STEPS'), os.environ.get('MMVIT_ALL_CONFIG_STEPS'))
 DIMS = {'tiny': 192, 'small': 384, 'medium': 512}
 # Whole-model parameter counts of our builds (the authors publish none for detectors/segmentors).
 WHOLE_MODEL_PARAMS = {
