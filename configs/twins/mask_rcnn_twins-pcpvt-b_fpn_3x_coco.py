@@ -1,22 +1,10 @@
-# Mask R-CNN + FPN, Twins-PCPVT-B, COCO 3x with DETR-style multi-scale + crop training: the authors'
-# "Swin setting": AdamW lr 1e-4, betas (0.9, 0.999), weight decay 0.05 with none on 'pos_block' (PEG)
-# and 'norm' parameters; 500-iter linear warm-up, steps at epochs 27 and 33; mixed precision with a
-# static loss scale of 512 (their `fp16 = dict(loss_scale=512.)`), here AmpOptimWrapper (needs a GPU).
+# Mask R-CNN + FPN, Twins-PCPVT-B, COCO 3x: the authors' "Swin setting", the same for every variant
+# (see mask_rcnn_twins-pcpvt-s_fpn_3x_coco.py).
 # Source: detection/configs/mask_rcnn_pcpvt_b_fpn_3x_coco_swin_setting.py.
-_base_ = ['../_base_/mask_rcnn_fpn_3x_ms_coco.py']
+_base_ = ['./mask_rcnn_twins-pcpvt-s_fpn_3x_coco.py']
 model = dict(
     backbone=dict(
-        type='TwinsPCPVT',
         arch='base',
         drop_path_rate=0.2,
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/pcpvt_base.pth')),
     neck=dict(in_channels=[64, 128, 320, 512]))
-optim_wrapper = dict(
-    type='AmpOptimWrapper',
-    loss_scale=512.0,
-    optimizer=dict(lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(custom_keys={'pos_block': dict(decay_mult=0.0), 'norm': dict(decay_mult=0.0)}))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
-    dict(type='MultiStepLR', begin=0, end=36, by_epoch=True, milestones=[27, 33], gamma=0.1),
-]

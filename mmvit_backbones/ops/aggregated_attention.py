@@ -20,7 +20,7 @@ Two implementations sit behind :func:`aggregated_attention`:
 
 Both compute in float32 (cosine logits, softmax) whatever the input dtype, and return the input dtype.
 """
-from typing import Callable, Optional, Tuple
+from typing import Callable, Tuple
 
 import torch
 import torch.nn.functional as F

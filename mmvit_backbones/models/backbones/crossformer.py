@@ -34,6 +34,7 @@ from mmengine.registry import MODELS
 from torch import nn
 
 from ..layers.drop import DropPath, drop_path_schedule
+from ..layers.init import init_vit_weights
 from ..layers.mlp import Mlp
 from ..layers.padding import pad_nchw
 from .base import PyramidBackbone
@@ -476,14 +477,8 @@ class CrossFormer(PyramidBackbone):
         return modules
 
     def reset_parameters(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        """The authors' init: trunc-normal(0.02) linears, unit LayerNorms, PyTorch defaults elsewhere."""
+        init_vit_weights(self)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)

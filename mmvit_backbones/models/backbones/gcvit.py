@@ -22,6 +22,7 @@ from mmengine.registry import MODELS
 from torch import nn
 
 from ..layers.drop import DropPath, drop_path_schedule
+from ..layers.init import init_vit_weights
 from ..layers.mlp import Mlp
 from ..layers.padding import pad_nhwc
 from ..layers.windows import window_partition, window_reverse
@@ -396,15 +397,10 @@ class GCViT(PyramidBackbone):
         return modules
 
     def reset_parameters(self) -> None:
-        for name, module in self.named_modules():
-            if isinstance(module, nn.Linear):
-                trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, WindowAttention):
+        """The authors' init: trunc-normal(0.02) linears and relative-position tables, unit LayerNorms."""
+        init_vit_weights(self)
+        for module in self.modules():
+            if isinstance(module, WindowAttention):
                 trunc_normal_(module.relative_position_bias_table, std=0.02)
 
     # ------------------------------------------------------------------------------- forward

@@ -20,6 +20,7 @@ from mmengine.registry import MODELS
 from torch import nn
 
 from mmvit_backbones.models.layers.drop import DropPath, drop_path_schedule
+from mmvit_backbones.models.layers.init import init_vit_weights
 from mmvit_backbones.ops.aggregated_attention import (aggregated_attention, length_scaled_attention,
                                                       local_padding_mask)
 from mmvit_backbones.ops.log_cpb import BiasGeometry, PoolBias, bias_geometry, evaluate_cpb
@@ -304,20 +305,9 @@ class TransNeXt(PyramidBackbone):
     # ----------------------------------------------------------------------------- initialisation
     def reset_parameters(self) -> None:
         """The authors' initialisation: trunc-normal(.02) linears, fan-out normal convs, unit norms."""
+        init_vit_weights(self, conv_fan_out=True)
         for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Conv2d):
-                fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels // module.groups
-                nn.init.normal_(module.weight, 0, math.sqrt(2.0 / fan_out))
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, CosineAttentionBase):
+            if isinstance(module, CosineAttentionBase):
                 module.reset_parameters()
 
     # ------------------------------------------------------------------------------------ forward

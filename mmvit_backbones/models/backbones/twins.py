@@ -24,7 +24,6 @@ Differences from the authors' dense code (see docs/twins.md):
   detection code (zero padding without a mask).
 * ``drop_path_rate`` is honoured (the authors' registration classes ignore every keyword argument).
 """
-import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -33,6 +32,7 @@ from mmengine.registry import MODELS
 from torch import nn
 
 from ..layers.drop import DropPath, drop_path_schedule
+from ..layers.init import init_vit_weights
 from ..layers.mlp import Mlp
 from ..layers.padding import pad_nchw, pad_nhwc
 from ..layers.windows import window_partition, window_reverse
@@ -276,17 +276,7 @@ class TwinsBackbone(PyramidBackbone):
 
     def reset_parameters(self) -> None:
         """The authors' init: trunc-normal(0.02) linears, unit LayerNorms, fan-out normal convs."""
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Conv2d):
-                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-                nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
-                nn.init.zeros_(m.bias)
+        init_vit_weights(self, conv_fan_out=True)
 
     def _run_stage(self, stage: TwinsStage, x_nchw: torch.Tensor) -> torch.Tensor:
         tokens, hw = stage.patch_embed(x_nchw)

@@ -23,6 +23,7 @@ from mmengine.registry import MODELS
 from torch import nn
 
 from ..layers.drop import DropPath
+from ..layers.init import init_vit_weights
 from ..layers.mlp import Mlp
 from ..layers.pyramid import SimplePyramid
 from .base import PyramidBackbone
@@ -343,12 +344,9 @@ class XCiT(PyramidBackbone):
     # ------------------------------------------------------------------------- initialisation
     def reset_parameters(self) -> None:
         """The authors' init: truncated-normal(0.02) linears, unit LayerNorms, PyTorch defaults elsewhere."""
+        init_vit_weights(self)
         for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.LayerNorm, nn.modules.batchnorm._BatchNorm, nn.modules.conv._ConvNd)):
+            if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.conv._ConvNd)):
                 m.reset_parameters()
             elif isinstance(m, XCA):
                 nn.init.ones_(m.temperature)
