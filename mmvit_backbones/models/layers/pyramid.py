@@ -48,19 +48,19 @@ class ConvTranspose2x2(nn.ConvTranspose2d):
         b, c_in, h, w = x.shape
         c_out = self.out_channels
         # (C_in, C_out, 2, 2) -> rows ordered (o, a, b): (4 * C_out, C_in)
-        weight = self.weight.reshape(c_in, c_out * 4).t().to(x.dtype)
+        weight = self.weight.reshape(c_in, c_out * 4).t().to(x.dtype)  # (4 * C_out, C_in)
         bias = self.bias.to(x.dtype).repeat_interleave(4)[:, None] if self.bias is not None else None
         out = x.new_empty(b, c_out, 2 * h, 2 * w)
-        rows = max(1, self.block_elements // max(1, 4 * c_out * w * b))
-        for top in range(0, h, rows):
-            x_rows = x[:, :, top:top + rows].flatten(2)  # (B, C_in, r * W)
-            r = x_rows.shape[-1] // w
-            y = weight @ x_rows  # (B, 4 * C_out, r * W)
-            if bias is not None:
-                y = y + bias
-            # (B, o, a, b, r, W) -> (B, o, r, a, W, b) = (B, C_out, 2r, 2W)
-            y = y.view(b, c_out, 2, 2, r, w).permute(0, 1, 4, 2, 5, 3).reshape(b, c_out, 2 * r, 2 * w)
-            out[:, :, 2 * top:2 * (top + r)] = y
+        rows = max(1, self.block_elements // max(1, 4 * c_out * w))
+        for i in range(b):
+            for top in range(0, h, rows):
+                x_rows = x[i, :, top:top + rows].reshape(c_in, -1)  # (C_in, r * W)
+                r = x_rows.shape[-1] // w
+                # one GEMM (bias fused) into a contiguous (4 * C_out, r * W) block
+                y = torch.mm(weight, x_rows) if bias is None else torch.addmm(bias, weight, x_rows)
+                # (o, a, b, r, W) -> (o, r, a, W, b): one strided copy straight into the output rows
+                out[i, :, 2 * top:2 * (top + r)].view(c_out, r, 2, w, 2).copy_(
+                    y.view(c_out, 2, 2, r, w).permute(0, 3, 1, 4, 2))
         return out
 
 
