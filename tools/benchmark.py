@@ -9,10 +9,13 @@ Protocol: random weights, eval mode for "forward" (no_grad), train mode for "for
 (``torch.cuda.synchronize`` around each on GPU). Each (model, size, mode) runs in a fresh subprocess so
 peak memory is not polluted by earlier cases. Peak memory is the growth over the loaded model and
 input: on GPU ``max_memory_allocated`` minus the allocation before the pass; on CPU the process's
-peak RSS (``ru_maxrss``) minus its RSS before the pass. Results are printed as a table and saved as
+peak RSS (``VmHWM``, reset just before the timed passes; ``ru_maxrss`` where it cannot be reset) minus its
+RSS before the pass. Results are printed as a table and saved as
 JSON together with the machine they ran on.
 """
 import argparse
+import ctypes
+import gc
 import json
 import os
 import platform
@@ -45,6 +48,31 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
 
 
+def _reset_peak_rss() -> bool:
+    """Hand freed heap memory back to the OS (glibc ``malloc_trim``), so that the timed pass must fault its
+    memory in again, and reset the kernel's peak-RSS mark (VmHWM), so that building the model and the
+    warm-up do not count; Linux only."""
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_bytes(reset: bool) -> int:
+    if reset:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # since process start
+
+
 def run_case(model_spec: str, size: str, mode: str, batch: int, iters: int, warmup: int, device: str) -> dict:
     """One measurement, in this process (called in a fresh subprocess by :func:`main`)."""
     import torch
@@ -74,6 +102,8 @@ def run_case(model_spec: str, size: str, mode: str, batch: int, iters: int, warm
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
+        gc.collect()
+        reset = _reset_peak_rss()
         base = _rss_bytes()
     times = []
     for _ in range(iters):
@@ -85,7 +115,7 @@ def run_case(model_spec: str, size: str, mode: str, batch: int, iters: int, warm
     if device == 'cuda':
         peak = torch.cuda.max_memory_allocated() - base
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+        peak = _peak_rss_bytes(reset) - base
     times.sort()
     median = times[len(times) // 2]
     return dict(model=model_spec, size=f'{h}x{w}', mode=mode, batch=batch, iters=iters,
