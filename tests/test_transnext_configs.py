@@ -4,7 +4,7 @@ import glob
 import os
 
 import pytest
-from config_checks import ROOT, build_model, count_params, load_config, loss_and_predict
+from config_checks import ROOT, build_model, count_params, load_config, loss_and_predict, shrink_heads_for_step
 
 # published whole-model sizes (millions) from the authors' README
 PUBLISHED = {
@@ -51,12 +51,7 @@ def test_config_loss_and_predict_step(name):
     cfg = load_config(f'configs/transnext/{name}')
     backbone = cfg.model.backbone
     backbone.arch = dict(TransNeXt.arch_zoo[backbone.arch], depths=(1, 1, 1, 1))
-    if cfg.model.type == 'DINO':
-        cfg.model.num_queries = 64  # top-k over encoder tokens needs num_queries <= tokens of a 64x96 image
-    elif cfg.model.type == 'MaskRCNN':  # fewer proposals/RoIs: the RoI heads are slow on CPU
-        cfg.model.train_cfg.rpn_proposal.max_per_img = 64
-        cfg.model.test_cfg.rpn.max_per_img = 32
-        cfg.model.train_cfg.rcnn.sampler.num = 32
+    shrink_heads_for_step(cfg)
     losses, _ = loss_and_predict(cfg, build_model(cfg), size=(64, 96))
     assert losses
 
