@@ -12,6 +12,9 @@ releases this package supports and current PyTorch/NumPy. Nothing else belongs i
   untrusted pickle is still refused.
 * mmengine's DDP wrapper assumes CUDA (:func:`cpu_distributed_overrides`), and its config lookup
   warns about ``pkg_resources`` on every load (:func:`silence_pkg_resources_warning`).
+* mmengine resolves ``pkg::path`` configs only for OpenMMLab's own packages and finds a package's
+  directory as ``<distribution location>/<name>``, wrong for PEP 660 editable installs
+  (:func:`register_mim_configs`).
 * Official research checkpoints sometimes carry the training script's ``argparse.Namespace``
   (``{'model': ..., 'args': Namespace(...)}``); it is plain data and is allowlisted too.
 """
@@ -88,6 +91,54 @@ def install() -> None:
     """Apply the import-time shims (called once from ``mmvit_backbones/__init__``)."""
     silence_pkg_resources_warning()  # first: mmengine imports pkg_resources on import
     allow_mmengine_checkpoint_globals()
+    register_mim_configs()
+
+
+def register_mim_configs() -> None:
+    """Make ``_base_ = ['mmvit_backbones::<family>/<config>.py']`` resolve, after a plain or editable install.
+
+    The configs ship in ``mmvit_backbones/.mim/configs`` (see setup.py), where mmengine 0.10.7 looks for
+    ``pkg::`` configs, but (1) it accepts only the packages in its ``MODULE2PACKAGE`` table, (2) it takes
+    the package directory to be ``<distribution location>/<name>``, which for a PEP 660 editable install
+    is site-packages, not the source tree, and (3) it tags the base's dicts with ``_scope_='mmvit_backbones'``,
+    a registry scope that does not exist (our backbones live in the root registry and our configs name
+    ``default_scope`` mmdet/mmseg). So: the table gets our entry, the directory is the imported package's,
+    and a ``mmvit_backbones::`` base is read with no scope, as if the file had been copied next to the
+    user's config. Takes effect once ``mmvit_backbones`` is imported (the tools do so before loading a
+    config; a user script imports it before ``Config.fromfile``).
+    """
+    import os.path as osp
+
+    import mmengine.utils as mmengine_utils
+    from mmengine.config import config as config_module
+    from mmengine.config import utils as config_utils
+
+    if getattr(config_module.Config._get_cfg_path, '_mmvit_backbones', False):
+        return
+    package = __name__.split('.')[0]
+    package_dir = osp.dirname(osp.abspath(__file__))
+    config_utils.MODULE2PACKAGE.setdefault(package, package)
+
+    original_get_installed_path = config_module.get_installed_path
+
+    def get_installed_path(name: str) -> str:
+        return package_dir if name == package else original_get_installed_path(name)
+
+    original_get_cfg_path = config_module.Config._get_cfg_path
+
+    def _get_cfg_path(cfg_path: str, filename: str):
+        mim_dir = osp.join(package_dir, '.mim')
+        if cfg_path.startswith(f'{package}::') and not osp.isdir(osp.join(mim_dir, 'configs')):
+            raise FileNotFoundError(
+                f'{cfg_path!r} (in {filename}): {mim_dir}/configs does not exist; the configs are put there by '
+                f'`pip install .` or `pip install -e .` (this {package} at {package_dir} was not installed so)')
+        path, scope = original_get_cfg_path(cfg_path, filename)
+        return (path, None) if scope == package else (path, scope)
+
+    _get_cfg_path._mmvit_backbones = True
+    config_module.get_installed_path = get_installed_path
+    mmengine_utils.get_installed_path = get_installed_path  # for modules imported later (mmengine.hub, mim)
+    config_module.Config._get_cfg_path = staticmethod(_get_cfg_path)
 
 
 def silence_pkg_resources_warning() -> None:

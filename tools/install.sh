@@ -3,10 +3,11 @@
 #
 #   bash tools/install.sh            # creates/updates ./.venv (override with VENV=path)
 #
-# The lane pinned here: CPython 3.11, torch 2.13.0 (CPU), mmengine 0.10.7, mmcv 2.1.0 with compiled
-# ops, mmdet 3.3.0, mmsegmentation 1.2.2. mmcv 2.1.0 has no wheel for torch 2.13, so the script
-# takes one from a wheelhouse (MMCV_WHEELHOUSE, default ../shared/wheelhouse) when there is one and
-# otherwise builds it from source (about 16 minutes on 2 cores).
+# The lane pinned here (requirements/cpu-pins.txt): CPython 3.11, torch 2.13.0 (CPU), mmengine 0.10.7,
+# mmcv 2.1.0 with compiled ops, mmdet 3.3.0, mmsegmentation 1.2.2; setup.py itself states only ranges.
+# mmcv 2.1.0 has no wheel for torch 2.13, so the script takes one from a wheelhouse (MMCV_WHEELHOUSE,
+# default ../shared/wheelhouse) when there is one and otherwise builds it from source (about 16 minutes
+# on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +37,9 @@ if ! "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" 2>/dev
   fi
 fi
 
-"${PIP[@]}" -q -r requirements.txt
+# Run-time, tests and export (onnx, onnxruntime) requirements, held to the lane's pins.
+"${PIP[@]}" -q -r requirements.txt -c requirements/cpu-pins.txt
+# Editable install; setup.py links configs/, tools/ and model-index.yml into mmvit_backbones/.mim/.
 "${PIP[@]}" -q --no-build-isolation --no-deps -e .
 
 # One-line check that mmcv's compiled ops import (they are what mmdet's RoIAlign/NMS run on).

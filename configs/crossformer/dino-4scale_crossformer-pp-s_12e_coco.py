@@ -7,5 +7,7 @@ model = dict(
         arch='pp-small',
         out_indices=(1, 2, 3),
         drop_path_rate=0.2,
+        # No direct link: download by hand from the authors' Baidu Cloud (no Google Drive copy),
+        # https://pan.baidu.com/s/1smc_kRoogd0Ig5vfqwuGTA?pwd=crsf (cheerss/CrossFormer README).
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/crossformer-pp-s.pth')),
     neck=dict(in_channels=[128, 256, 512]))

@@ -7,5 +7,7 @@ model = dict(
         arch='small',
         out_indices=(1, 2, 3),
         drop_path_rate=0.2,
+        # No direct link: download by hand from the authors' Google Drive (or Baidu Cloud),
+        # https://drive.google.com/file/d/1RAkigsgr33va0RZ85S2Shs2BhXYcS6U8/view (cheerss/CrossFormer README).
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/crossformer-s.pth')),
     neck=dict(in_channels=[192, 384, 768]))

@@ -7,6 +7,8 @@ model = dict(
         type='CrossFormer',
         arch='base',
         drop_path_rate=0.3,
+        # No direct link: download by hand from the authors' Google Drive (or Baidu Cloud),
+        # https://drive.google.com/file/d/1bK8biVCi17nz_nkt7rBfio_kywUpllSU/view (cheerss/CrossFormer README).
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/crossformer-b.pth')),
     neck=dict(in_channels=[96, 192, 384, 768]))
 optim_wrapper = dict(optimizer=dict(lr=1e-4, weight_decay=1e-4))

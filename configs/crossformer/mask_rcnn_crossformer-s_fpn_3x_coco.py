@@ -7,6 +7,8 @@ model = dict(
         type='CrossFormer',
         arch='small',
         drop_path_rate=0.2,
+        # No direct link: download by hand from the authors' Google Drive (or Baidu Cloud),
+        # https://drive.google.com/file/d/1RAkigsgr33va0RZ85S2Shs2BhXYcS6U8/view (cheerss/CrossFormer README).
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/crossformer-s.pth')),
     neck=dict(in_channels=[96, 192, 384, 768]))
 optim_wrapper = dict(optimizer=dict(lr=1e-4, weight_decay=1e-4))

@@ -7,6 +7,8 @@ model = dict(
         type='CrossFormer',
         arch='large',
         drop_path_rate=0.5,
+        # No direct link: download by hand from the authors' Google Drive (or Baidu Cloud),
+        # https://drive.google.com/file/d/1zRWByVW_KIZ87NgaBkDIm60DAsGJErdG/view (cheerss/CrossFormer README).
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/crossformer-l.pth')),
     decode_head=dict(in_channels=[128, 256, 512, 1024]),
     auxiliary_head=dict(in_channels=512))

@@ -7,6 +7,8 @@ model = dict(
         type='CrossFormer',
         arch='pp-base',
         drop_path_rate=0.3,
+        # No direct link: download by hand from the authors' Baidu Cloud (no Google Drive copy),
+        # https://pan.baidu.com/s/13XVP0ebtNcyRMmkl11ALYg?pwd=crsf (cheerss/CrossFormer README).
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/crossformer-pp-b.pth')),
     decode_head=dict(in_channels=[96, 192, 384, 768]),
     auxiliary_head=dict(in_channels=384))

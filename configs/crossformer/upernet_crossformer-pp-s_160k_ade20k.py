@@ -7,6 +7,8 @@ model = dict(
         type='CrossFormer',
         arch='pp-small',
         drop_path_rate=0.2,
+        # No direct link: download by hand from the authors' Baidu Cloud (no Google Drive copy),
+        # https://pan.baidu.com/s/1smc_kRoogd0Ig5vfqwuGTA?pwd=crsf (cheerss/CrossFormer README).
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/crossformer-pp-s.pth')),
     decode_head=dict(in_channels=[64, 128, 256, 512]),
     auxiliary_head=dict(in_channels=256))

@@ -10,7 +10,8 @@ model = dict(
         window_size=24,
         drop_path_rate=0.3,
         out_indices=(1, 2, 3),
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/gcvit_1k_base.pth.tar')),
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='https://huggingface.co/nvidia/GCViT/resolve/main/gcvit_1k_base.pth.tar')),
     neck=dict(in_channels=[256, 512, 1024]))
 optim_wrapper = dict(paramwise_cfg=dict(custom_keys={
     # longest matching key wins in mmengine, so the table rule repeats the backbone lr_mult

@@ -6,5 +6,6 @@ model = dict(
     backbone=dict(
         arch='base',
         drop_path_rate=0.3,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/gcvit_1k_base.pth.tar')),
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='https://huggingface.co/nvidia/GCViT/resolve/main/gcvit_1k_base.pth.tar')),
     neck=dict(in_channels=[128, 256, 512, 1024]))

@@ -9,7 +9,8 @@ model = dict(
         arch='small',
         window_size=24,
         drop_path_rate=0.3,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/gcvit_1k_small.pth.tar')),
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='https://huggingface.co/nvidia/GCViT/resolve/main/gcvit_1k_small.pth.tar')),
     neck=dict(in_channels=[96, 192, 384, 768]))
 optim_wrapper = dict(
     type='AmpOptimWrapper',

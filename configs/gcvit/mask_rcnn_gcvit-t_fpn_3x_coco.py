@@ -11,7 +11,8 @@ model = dict(
         arch='tiny',
         window_size=24,
         drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/gcvit_1k_tiny.pth.tar')),
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='https://huggingface.co/nvidia/GCViT/resolve/main/gcvit_1k_tiny.pth.tar')),
     neck=dict(in_channels=[64, 128, 256, 512]))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=2500),

@@ -9,7 +9,8 @@ model = dict(
         arch='base',
         window_size=24,
         drop_path_rate=0.3,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/gcvit_1k_base.pth.tar')),
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='https://huggingface.co/nvidia/GCViT/resolve/main/gcvit_1k_base.pth.tar')),
     decode_head=dict(in_channels=[128, 256, 512, 1024]),
     auxiliary_head=dict(in_channels=512))
 optim_wrapper = dict(

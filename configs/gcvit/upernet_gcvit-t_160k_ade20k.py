@@ -9,7 +9,8 @@ model = dict(
         arch='tiny',
         window_size=24,
         drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/gcvit_1k_tiny.pth.tar')),
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='https://huggingface.co/nvidia/GCViT/resolve/main/gcvit_1k_tiny.pth.tar')),
     decode_head=dict(in_channels=[64, 128, 256, 512]),
     auxiliary_head=dict(in_channels=256))
 optim_wrapper = dict(

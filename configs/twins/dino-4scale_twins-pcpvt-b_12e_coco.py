@@ -8,5 +8,7 @@ model = dict(
         arch='base',
         out_indices=(1, 2, 3),
         drop_path_rate=0.2,
+        # No direct link: download pcpvt_base.pth by hand from the authors' Google Drive,
+        # https://drive.google.com/file/d/1BsD3ZRivvPsHoZB1AX-tbirFLtCln8ky/view (Meituan-AutoML/Twins README).
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/pcpvt_base.pth')),
     neck=dict(in_channels=[128, 320, 512]))

@@ -8,5 +8,7 @@ model = dict(
         arch='large',
         out_indices=(1, 2, 3),
         drop_path_rate=0.2,
+        # No direct link: download pcpvt_large.pth by hand from the authors' Google Drive,
+        # https://drive.google.com/file/d/17xZXOWEcSGs0quBmMEkBYCxjPRYH-L45/view (Meituan-AutoML/Twins README).
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/pcpvt_large.pth')),
     neck=dict(in_channels=[128, 320, 512]))

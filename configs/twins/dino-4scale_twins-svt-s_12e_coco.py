@@ -8,5 +8,7 @@ model = dict(
         arch='small',
         out_indices=(1, 2, 3),
         drop_path_rate=0.2,
+        # No direct link: download alt_gvt_small.pth by hand from the authors' Google Drive,
+        # https://drive.google.com/file/d/131SVOphM_-SaBytf4kWjo3ony5hpOt4S/view (Meituan-AutoML/Twins README).
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/alt_gvt_small.pth')),
     neck=dict(in_channels=[128, 256, 512]))

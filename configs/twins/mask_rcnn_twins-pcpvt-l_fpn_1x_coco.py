@@ -9,6 +9,8 @@ model = dict(
         type='TwinsPCPVT',
         arch='large',
         drop_path_rate=0.2,
+        # No direct link: download pcpvt_large.pth by hand from the authors' Google Drive,
+        # https://drive.google.com/file/d/17xZXOWEcSGs0quBmMEkBYCxjPRYH-L45/view (Meituan-AutoML/Twins README).
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/pcpvt_large.pth')),
     neck=dict(in_channels=[64, 128, 320, 512]))
 optim_wrapper = dict(optimizer=dict(lr=2e-4, weight_decay=1e-4))

@@ -9,6 +9,8 @@ model = dict(
         type='TwinsPCPVT',
         arch='small',
         drop_path_rate=0.2,
+        # No direct link: download pcpvt_small.pth by hand from the authors' Google Drive,
+        # https://drive.google.com/file/d/1TWIx_8M-4y6UOKtbCgm1v-UVQ-_lYe6X/view (Meituan-AutoML/Twins README).
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/pcpvt_small.pth')),
     neck=dict(in_channels=[64, 128, 320, 512]))
 optim_wrapper = dict(optimizer=dict(lr=2e-4, weight_decay=1e-4))

@@ -9,6 +9,8 @@ model = dict(
         type='TwinsSVT',
         arch='base',
         drop_path_rate=0.2,
+        # No direct link: download alt_gvt_base.pth by hand from the authors' Google Drive,
+        # https://drive.google.com/file/d/1s83To8xgDWY6Ad8VBP3Nx9gqY709rrGu/view (Meituan-AutoML/Twins README).
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/alt_gvt_base.pth')),
     neck=dict(in_channels=[96, 192, 384, 768]))
 optim_wrapper = dict(optimizer=dict(lr=2e-4, weight_decay=1e-4))

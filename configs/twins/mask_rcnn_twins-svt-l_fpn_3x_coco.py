@@ -7,5 +7,7 @@ model = dict(
         type='TwinsSVT',
         arch='large',
         drop_path_rate=0.2,
+        # No direct link: download alt_gvt_large.pth by hand from the authors' Google Drive,
+        # https://drive.google.com/file/d/1um39wxIaicmOquP2fr_SiZdxNCUou8w-/view (Meituan-AutoML/Twins README).
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/alt_gvt_large.pth')),
     neck=dict(in_channels=[128, 256, 512, 1024]))

@@ -10,6 +10,8 @@ model = dict(
         type='TwinsPCPVT',
         arch='base',
         drop_path_rate=0.2,
+        # No direct link: download pcpvt_base.pth by hand from the authors' Google Drive,
+        # https://drive.google.com/file/d/1BsD3ZRivvPsHoZB1AX-tbirFLtCln8ky/view (Meituan-AutoML/Twins README).
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/pcpvt_base.pth')),
     decode_head=dict(in_channels=[64, 128, 320, 512]),
     auxiliary_head=dict(in_channels=320))

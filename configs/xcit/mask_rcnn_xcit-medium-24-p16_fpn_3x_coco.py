@@ -7,5 +7,6 @@ model = dict(
     backbone=dict(
         arch='medium-24-p16',
         drop_path_rate=0.15,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/xcit_medium_24_p16_384_dist.pth')),
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='https://dl.fbaipublicfiles.com/xcit/xcit_medium_24_p16_384_dist.pth')),
     neck=dict(in_channels=[512, 512, 512, 512]))

@@ -4,5 +4,6 @@ model = dict(
     backbone=dict(
         arch='small-12-p16',
         drop_path_rate=0.05,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/xcit_small_12_p16_384_dist.pth')),
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='https://dl.fbaipublicfiles.com/xcit/xcit_small_12_p16_384_dist.pth')),
     neck=dict(in_channels=[384, 384, 384, 384]))

@@ -4,5 +4,6 @@ model = dict(
     backbone=dict(
         arch='tiny-12-p16',
         drop_path_rate=0.0,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/xcit_tiny_12_p16_384_dist.pth')),
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='https://dl.fbaipublicfiles.com/xcit/xcit_tiny_12_p16_384_dist.pth')),
     neck=dict(in_channels=[192, 192, 192, 192]))

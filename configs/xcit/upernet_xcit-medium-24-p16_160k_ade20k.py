@@ -5,6 +5,7 @@ model = dict(
     backbone=dict(
         arch='medium-24-p16',
         drop_path_rate=0.15,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/xcit_medium_24_p16_384_dist.pth')),
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='https://dl.fbaipublicfiles.com/xcit/xcit_medium_24_p16_384_dist.pth')),
     decode_head=dict(in_channels=[512, 512, 512, 512]),
     auxiliary_head=dict(in_channels=512))

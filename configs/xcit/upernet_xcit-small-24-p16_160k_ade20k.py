@@ -5,6 +5,7 @@ model = dict(
     backbone=dict(
         arch='small-24-p16',
         drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/xcit_small_24_p16_384_dist.pth')),
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='https://dl.fbaipublicfiles.com/xcit/xcit_small_24_p16_384_dist.pth')),
     decode_head=dict(in_channels=[384, 384, 384, 384]),
     auxiliary_head=dict(in_channels=384))

@@ -4,6 +4,6 @@
 # Backbone norm: SyncBN in the patch embedding, the LPI layers and the 4x upsampler, as the authors train
 # (8-GPU recipe; set model.backbone.norm_cfg=dict(type='BN') for a single process). ImageNet weights: the
 # authors' 384-distilled files https://dl.fbaipublicfiles.com/xcit/xcit_<size>_<depth>_p<patch>_384_dist.pth
-# downloaded to pretrained/ (variant configs name them).
+# named by URL in the variant configs (downloaded once into the torch hub cache).
 _base_ = ['../../_base_/dino_4scale_12e_coco.py']
 model = dict(backbone=dict(type='XCiT', out_indices=(1, 2, 3), norm_cfg=dict(type='SyncBN', requires_grad=True)))
