@@ -1,15 +1,31 @@
-"""What tools/train.py and tools/test.py share: scope selection, CLI overrides, data checks."""
+"""What tools/train.py and tools/test.py share: scope selection, CLI overrides, data checks, test outputs.
+
+The tools parse their arguments before importing this module (``--help`` stays fast), so the
+``--cfg-options`` strings are turned into a dict here, with mmengine's own ``DictAction`` rules.
+"""
+import argparse
 import os
 import os.path as osp
-from typing import Optional
+from copy import deepcopy
+from typing import List, Optional
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 
 from . import compat
 
 SCOPES = ('mmdet', 'mmseg')
+VISUALIZATION_HOOKS = {'mmdet': 'DetVisualizationHook', 'mmseg': 'SegVisualizationHook'}
+
+
+def parse_cfg_options(options: Optional[List[str]]) -> Optional[dict]:
+    """``['a.b=1', 'c=[1,2]']`` -> ``{'a.b': 1, 'c': [1, 2]}`` (mmengine's ``DictAction`` parsing)."""
+    if not options:
+        return None
+    namespace = argparse.Namespace()
+    DictAction(option_strings=['--cfg-options'], dest='cfg_options')(None, namespace, options)
+    return namespace.cfg_options
 
 
 def setup_scope(cfg: Config) -> str:
@@ -40,7 +56,15 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
     if launcher != 'none':
         compat.cpu_distributed_overrides(cfg)
+    ensure_rng_state_hook(cfg)
     return cfg
+
+
+def ensure_rng_state_hook(cfg: Config) -> None:
+    """Keep exact resume on for configs that replace ``custom_hooks`` (a stock mmdet/mmseg config, say)."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(isinstance(h, dict) and h.get('type') == 'RNGStateHook' for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='RNGStateHook')]
 
 
 def enable_amp(cfg: Config) -> None:
@@ -61,22 +85,93 @@ def amp_to_cpu(cfg: Config) -> None:
 
 
 def check_datasets(cfg: Config, splits=('train_dataloader', 'val_dataloader', 'test_dataloader')) -> None:
-    """Fail early, naming the missing file, when a dataset is not where the config says."""
+    """Fail early, naming the missing file and the config keys to set, when a dataset is not there."""
+    missing = []
     for split in splits:
         loader = cfg.get(split)
         if not loader:
             continue
-        dataset = loader.get('dataset', {})
+        dataset, key = loader.get('dataset', {}), f'{split}.dataset'
         while 'dataset' in dataset:  # RepeatDataset / ClassBalancedDataset wrappers
-            dataset = dataset['dataset']
+            dataset, key = dataset['dataset'], f'{key}.dataset'
         root = dataset.get('data_root', '') or ''
         ann = dataset.get('ann_file', '')
         target = osp.join(root, ann) if ann else root
         if target and not osp.exists(target):
-            raise FileNotFoundError(
-                f'{split}: dataset file {target} not found. Download the dataset there (see the mmdet/mmseg '
-                f'dataset docs) or set data_root with --cfg-options; to try the package without data, run '
-                f'`python tools/make_demo_data.py` and a config from configs/demo/.')
+            missing.append((split, target, key))
+    if missing:
+        where = '; '.join(f'{split}: {target}' for split, target, _ in missing)
+        keys = ' '.join(f'{key}.data_root=DIR' for _, _, key in missing)
+        raise FileNotFoundError(
+            f'dataset file not found ({where}). Download the dataset there (see the mmdet/mmseg dataset docs) '
+            f'or point the config at it: --cfg-options {keys}; to try the package without data, run '
+            f'`python tools/make_demo_data.py` and a config from configs/demo/.')
+
+
+def setup_test_outputs(cfg: Config, scope: str, out: Optional[str] = None, show_dir: Optional[str] = None,
+                       tta: bool = False) -> None:
+    """``tools/test.py --out/--show-dir/--tta``, with mmdet's and mmseg's ``tools/test.py`` semantics.
+
+    * ``--show-dir D``: the config's visualization hook draws every test image (``draw=True``); mmdet's
+      ``DetVisualizationHook`` writes them to ``WORK_DIR/TIMESTAMP/D`` (``test_out_dir``), mmseg's
+      visualizer to ``D/vis_data/vis_image`` (``save_dir``; every batch, not every 50th);
+    * ``--tta``: the config's ``tta_model`` wraps the model and ``tta_pipeline`` replaces the test
+      pipeline; a config without them is refused (no silent default);
+    * ``--out``: mmseg with a directory keeps the predicted label maps there (``IoUMetric`` ``output_dir``);
+      ``.pkl`` files are added by :func:`add_dump_metric` after the runner is built.
+    """
+    if show_dir:
+        if not cfg.get('visualizer'):
+            raise ValueError(f"--show-dir needs a visualizer in the config (mmdet::_base_/default_runtime.py's "
+                             f"DetLocalVisualizer or mmseg's SegLocalVisualizer); this config has none")
+        hooks = cfg.setdefault('default_hooks', ConfigDict())
+        if 'visualization' not in hooks:  # configs that trimmed default_hooks: the scope's own hook
+            hooks['visualization'] = dict(type=VISUALIZATION_HOOKS[scope])
+            print_log(f'--show-dir: the config has no default_hooks.visualization; using '
+                      f'{VISUALIZATION_HOOKS[scope]}', logger='current')
+        hooks['visualization']['draw'] = True
+        if scope == 'mmdet':
+            hooks['visualization']['test_out_dir'] = show_dir
+        else:  # SegVisualizationHook draws every `interval`-th batch (50 by default): draw them all
+            hooks['visualization']['interval'] = 1
+            cfg.visualizer['save_dir'] = show_dir
+    if tta:
+        absent = [k for k in ('tta_model', 'tta_pipeline') if not cfg.get(k)]
+        if absent:
+            raise ValueError(f'--tta needs {" and ".join(absent)} in the config (mmdet: DetTTAModel and a '
+                             f'TestTimeAug pipeline; mmseg: SegTTAModel, set by mmseg::_base_/default_runtime.py '
+                             f'and its dataset bases); this config has none')
+        test_data = cfg.test_dataloader.dataset
+        while 'dataset' in test_data:
+            test_data = test_data['dataset']
+        test_data.pipeline = deepcopy(cfg.tta_pipeline)
+        cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    if out and not out.endswith(('.pkl', '.pickle')):
+        if scope != 'mmseg':
+            raise ValueError(f'--out {out!r}: the dump file must end with .pkl or .pickle')
+        cfg.test_evaluator['output_dir'] = out
+        cfg.test_evaluator['keep_results'] = True
+
+
+def add_dump_metric(runner, scope: str, out: Optional[str]) -> None:
+    """``--out F.pkl``: dump every prediction (mmdet's ``DumpDetResults``, else mmengine's ``DumpResults``)."""
+    if not out or not out.endswith(('.pkl', '.pickle')):
+        return
+    if scope == 'mmdet':
+        from mmdet.evaluation import DumpDetResults as Dump
+    else:
+        from mmengine.evaluator import DumpResults as Dump
+    runner.test_evaluator.metrics.append(Dump(out_file_path=out))
+
+
+def build_runner(cfg: Config):
+    """The config's ``runner_type`` if it names one, else :class:`~mmvit_backbones.checkpoint.MMViTRunner`."""
+    from mmengine.registry import RUNNERS
+
+    from .checkpoint import MMViTRunner
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return MMViTRunner.from_cfg(cfg)
 
 
 def local_rank() -> int:

@@ -98,9 +98,12 @@ def test_wrong_family_raises(tmp_path):
 
 
 def test_corrupt_and_missing_files(tmp_path):
-    path = tmp_path / 'corrupt.pth'
+    path = tmp_path / 'weights.pth'
     path.write_bytes(b'this is not a checkpoint')
-    with pytest.raises(CheckpointError, match='corrupt'):
+    with pytest.raises(CheckpointError, match=r'is not a PyTorch checkpoint \(a text file'):
+        load_pretrained(_TinyBackbone(), str(path))
+    path.write_bytes(b'\x80\x02garbage')  # starts like a pickle, is none
+    with pytest.raises(CheckpointError, match='truncated, corrupt or not a PyTorch checkpoint'):
         load_pretrained(_TinyBackbone(), str(path))
     with pytest.raises(FileNotFoundError, match='does not exist'):
         load_pretrained(_TinyBackbone(), str(tmp_path / 'nope.pth'))
@@ -120,3 +123,18 @@ def test_code_carrying_pickle_is_refused_with_the_reason(tmp_path):
     torch.save({'state_dict': {'patch.weight': torch.ones(4, 3)}, 'extra': _RunsCode()}, path)
     with pytest.raises(CheckpointError, match='outside the weights-only allowlist'):
         load_pretrained(_TinyBackbone(), path)
+
+
+def test_keys_no_parameter_takes_raise_and_classifier_keys_are_reported(tmp_path):
+    """Strictness: a tensor aimed inside the model's modules (another depth) or anywhere unknown raises;
+    the classifier head is known to be unused and only reported."""
+    for extra in ('blocks.extra', 'other_stage.weight'):
+        sd = _official_state()
+        sd[extra] = torch.ones(2)
+        path = str(tmp_path / 'extra.pth')
+        torch.save(sd, path)
+        with pytest.raises(CheckpointError, match=r'1 tensors of .* match no parameter of this model'):
+            load_pretrained(_TinyBackbone(), path)
+    path = str(tmp_path / 'plain.pth')
+    torch.save(_official_state(), path)
+    assert load_pretrained(_TinyBackbone(), path).unexpected == ['head.weight']

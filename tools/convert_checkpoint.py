@@ -15,18 +15,12 @@ import json
 import os
 import tempfile
 
-import torch
-from mmengine.logging import print_log
-from mmengine.registry import MODELS
-
-import mmvit_backbones  # noqa: F401
-from mmvit_backbones.checkpoint import (CheckpointError, check_family, convert_state_dict, extract_state_dict,
-                                        read_checkpoint)
-from mmvit_backbones.models.backbones import PyramidBackbone
-
 
 def family_types(family: str) -> list:
     """Registered backbone classes of ``family`` (e.g. twins -> TwinsPCPVT, TwinsSVT)."""
+    from mmengine.registry import MODELS
+
+    from mmvit_backbones.models.backbones import PyramidBackbone
     found, stack = [], list(PyramidBackbone.__subclasses__())
     while stack:
         cls = stack.pop()
@@ -47,8 +41,14 @@ def main() -> None:
     parser.add_argument('--arch', help='arch name (default: inferred from the shapes)')
     parser.add_argument('--kwargs', default='{}', help='JSON of extra constructor arguments of the backbone')
     parser.add_argument('--trust', action='store_true', help='allow full unpickling of a trusted source file')
-    args = parser.parse_args()
+    args = parser.parse_args()  # before the heavy imports, so that --help answers at once
 
+    import torch
+    from mmengine.logging import print_log
+
+    import mmvit_backbones  # noqa: F401  (registers the backbones and converters)
+    from mmvit_backbones.checkpoint import (CheckpointError, check_family, convert_state_dict,
+                                            extract_state_dict, read_checkpoint)
     src = args.src
     if args.trust:  # re-save the tensors so the regular weights-only path reads them
         ckpt = torch.load(src, map_location='cpu', weights_only=False)

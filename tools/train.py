@@ -2,16 +2,14 @@
 
     python tools/train.py CONFIG [--work-dir D] [--amp] [--resume [CKPT]] [--cfg-options k=v ...]
     bash tools/dist_train.sh CONFIG NGPUS [...]      # torchrun; gloo on CPU
+
+``load_from=`` may name a file or URL, including the authors' released detectors/segmentors (their
+backbone keys are converted; see docs/checkpoints.md). Tensors it lacks or that change shape (another
+number of classes) are listed in the log and keep their initialisation; set ``allow_partial_load=False``
+in the config to make that an error.
 """
 import argparse
 import os
-
-import mmvit_backbones  # noqa: F401  (registers the backbones and applies the compat shims)
-from mmengine.config import DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
-
-from mmvit_backbones import runner_utils
 
 
 def parse_args():
@@ -22,7 +20,7 @@ def parse_args():
     parser.add_argument('--auto-scale-lr', action='store_true', help='scale lr by the actual total batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or from the latest checkpoint in the work dir if no path')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys: key=value')
+    parser.add_argument('--cfg-options', nargs='+', metavar='KEY=VALUE', help='override config keys: key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
@@ -31,8 +29,12 @@ def parse_args():
 
 
 def main() -> None:
-    args = parse_args()
-    cfg = runner_utils.load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    args = parse_args()  # before the heavy imports, so that --help answers at once
+    import mmvit_backbones  # noqa: F401  (registers the backbones and applies the compat shims)
+    from mmvit_backbones import runner_utils
+
+    cfg = runner_utils.load_config(args.config, runner_utils.parse_cfg_options(args.cfg_options), args.work_dir,
+                                   args.launcher)
     runner_utils.setup_scope(cfg)
     if args.amp:
         runner_utils.enable_amp(cfg)
@@ -45,8 +47,9 @@ def main() -> None:
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    cfg.setdefault('allow_partial_load', True)  # fine-tuning: a new head keeps its initialisation, logged
     runner_utils.check_datasets(cfg, ('train_dataloader', 'val_dataloader'))
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner = runner_utils.build_runner(cfg)
     runner.train()
 
 

@@ -1,14 +1,14 @@
 """Reading, unwrapping and applying checkpoints, with a load report and clear errors.
 
 Flow of :func:`load_pretrained` (what ``init_cfg=dict(type='Pretrained', checkpoint=...)`` runs):
-read the file with weights-only unpickling -> unwrap the container (``state_dict`` / ``model`` /
-``state_dict_ema`` / ``model_ema`` / raw) -> strip ``module.`` and keep the ``backbone.`` part of a
-detector/segmentor checkpoint -> check the keys belong to the model's family -> the family
-converter renames keys and resizes tables -> compare with the model (shape mismatches and missing
-backbone parameters raise) -> load and log what was loaded, missing and unexpected.
+read the file or URL (:mod:`.files`) with weights-only unpickling -> unwrap the container
+(``state_dict`` / ``model`` / ``state_dict_ema`` / ``model_ema`` / raw) -> strip ``module.`` and keep
+the ``backbone.`` part of a detector/segmentor checkpoint -> check the keys belong to the model's
+family -> the family converter renames keys and resizes tables -> compare with the model (shape
+mismatches, missing parameters and keys that no parameter takes raise; known-unused keys are
+reported) -> load and log what was loaded, missing and ignored.
 """
 import os
-import pickle
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -16,13 +16,9 @@ import torch
 from mmengine.logging import print_log
 from torch import nn
 
-from .registry import CONVERTERS, StateDict, get_converter
-
-CONTAINER_KEYS = ('state_dict', 'model', 'state_dict_ema', 'model_ema')
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be read, or that does not fit the model."""
+from .files import CONTAINER_KEYS, CheckpointError
+from .files import read_checkpoint as _read_any
+from .registry import CONVERTERS, StateDict, get_converter, is_classifier_key
 
 
 @dataclass
@@ -41,7 +37,7 @@ class LoadReport:
         if self.missing:
             lines.append(f'  missing, left at their initialisation ({len(self.missing)}): {_short(self.missing)}')
         if self.unexpected:
-            lines.append(f'  unexpected, ignored ({len(self.unexpected)}): {_short(self.unexpected)}')
+            lines.append(f'  not used by this model, ignored ({len(self.unexpected)}): {_short(self.unexpected)}')
         return '\n'.join(lines)
 
 
@@ -49,27 +45,10 @@ def _short(keys: List[str], n: int = 8) -> str:
     return ', '.join(keys[:n]) + (f', ... (+{len(keys) - n})' if len(keys) > n else '')
 
 
-def read_checkpoint(path: str, map_location: str = 'cpu') -> dict:
-    """``torch.load`` with weights-only unpickling and errors that say what is wrong with the file."""
-    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint file {path!r} does not exist')
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        if 'global' not in str(err).lower():  # not an allowlist refusal: the bytes are not a checkpoint
-            raise CheckpointError(f'cannot read checkpoint {path}: the file is corrupt or not a PyTorch '
-                                  f'checkpoint ({err})') from err
-        raise CheckpointError(
-            f'checkpoint {path} holds Python objects outside the weights-only allowlist, so it was not '
-            f'unpickled (untrusted pickles can run code). If you trust the file, re-save its state dict '
-            f'with tools/convert_checkpoint.py --trust. Detail: {err}') from err
-    except Exception as err:  # noqa: BLE001 - torch raises many types for a damaged file; say so once
-        raise CheckpointError(f'cannot read checkpoint {path}: the file is corrupt or not a PyTorch '
-                              f'checkpoint ({type(err).__name__}: {err})') from err
-    if not isinstance(ckpt, dict):
-        raise CheckpointError(f'checkpoint {path} holds a {type(ckpt).__name__}, expected a dict of tensors '
-                              f'or a dict with one of {CONTAINER_KEYS}')
-    return ckpt
+def read_checkpoint(path: str, map_location: str = 'cpu', sha256: Optional[str] = None,
+                    check_hash: bool = False) -> dict:
+    """Read ``path`` (local file, URL or any mmengine scheme) weights-only; see :mod:`.files`."""
+    return _read_any(path, map_location, sha256=sha256, check_hash=check_hash)
 
 
 def extract_state_dict(ckpt: dict, source: str = '<memory>', prefix: Optional[str] = None) -> Tuple[StateDict, str]:
@@ -97,8 +76,12 @@ def extract_state_dict(ckpt: dict, source: str = '<memory>', prefix: Optional[st
 
 
 def apply_state_dict(model: nn.Module, state_dict: StateDict, source: str, container: str,
-                     allow_missing=lambda key: False) -> LoadReport:
-    """Load a converted state dict into ``model``; raises on shape mismatches and missing parameters."""
+                     allow_missing=lambda key: False, allow_unexpected=None) -> LoadReport:
+    """Load a converted state dict into ``model``.
+
+    Raises on shape mismatches, on missing parameters that ``allow_missing`` does not accept, and on
+    unexpected keys that ``allow_unexpected(key, model)`` does not accept (another arch or depth).
+    """
     own = model.state_dict()
     mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
                   for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
@@ -109,6 +92,11 @@ def apply_state_dict(model: nn.Module, state_dict: StateDict, source: str, conta
     report.loaded = [k for k in own if k in state_dict]
     report.missing = [k for k in own if k not in state_dict]
     report.unexpected = [k for k in state_dict if k not in own]
+    foreign = [k for k in report.unexpected if not (allow_unexpected or is_classifier_key)(k, model)]
+    if foreign:
+        raise CheckpointError(
+            f'{type(model).__name__}: {len(foreign)} tensors of {source} match no parameter of this model '
+            f'(another arch or depth? {_stage_hint(model)}): {_short(foreign, 6)}')
     not_allowed = [k for k in report.missing if not allow_missing(k)]
     if not_allowed:
         raise CheckpointError(f'{type(model).__name__}: {len(not_allowed)} backbone parameters are missing from '
@@ -117,15 +105,28 @@ def apply_state_dict(model: nn.Module, state_dict: StateDict, source: str, conta
     return report
 
 
-def load_pretrained(model: nn.Module, path: str, prefix: Optional[str] = None,
-                    map_location: str = 'cpu', family: Optional[str] = None) -> LoadReport:
-    """Load the authors' or this package's checkpoint at ``path`` into backbone ``model``."""
+def _stage_hint(model: nn.Module) -> str:
+    arch = getattr(model, 'arch_settings', None)
+    depths = arch.get('depths') if isinstance(arch, dict) else None
+    return f'the model has depths {tuple(depths)}' if depths is not None else 'check the arch'
+
+
+def load_pretrained(model: nn.Module, path: str, prefix: Optional[str] = None, map_location: str = 'cpu',
+                    family: Optional[str] = None, sha256: Optional[str] = None,
+                    check_hash: bool = False) -> LoadReport:
+    """Load the authors' or this package's checkpoint at ``path`` (file or URL) into backbone ``model``.
+
+    ``sha256`` (hex digest or a prefix of >= 8 digits) or ``check_hash`` (torch hub's
+    ``name-<sha256 prefix>.pth`` convention) make the file's hash checked.
+    """
     family = family or getattr(model, 'family', '')
     converter = get_converter(family)
-    state_dict, container = extract_state_dict(read_checkpoint(path, map_location), path, prefix)
+    ckpt = read_checkpoint(path, map_location, sha256=sha256, check_hash=check_hash)
+    state_dict, container = extract_state_dict(ckpt, path, prefix)
     check_family(state_dict, family, path)
     state_dict = converter.convert(state_dict, model)
-    report = apply_state_dict(model, state_dict, path, container, converter.allow_missing)
+    report = apply_state_dict(model, state_dict, path, container, converter.allow_missing,
+                              converter.allow_unexpected)
     print_log(report.summary(type(model).__name__), logger='current')
     return report
 
@@ -150,8 +151,10 @@ def convert_file(family: str, src: str, model: nn.Module, prefix: Optional[str] 
 def convert_state_dict(family: str, state_dict: StateDict, model: nn.Module, source: str,
                        container: str) -> Dict[str, object]:
     """Convert an unwrapped state dict into ``model`` and return this package's checkpoint layout."""
-    converted = get_converter(family).convert(dict(state_dict), model)
-    report = apply_state_dict(model, converted, source, container, get_converter(family).allow_missing)
+    converter = get_converter(family)
+    converted = converter.convert(dict(state_dict), model)
+    report = apply_state_dict(model, converted, source, container, converter.allow_missing,
+                              converter.allow_unexpected)
     print_log(report.summary(type(model).__name__), logger='current')
     full = model.state_dict()  # includes the parameters the source lacked, at their initialisation
     return dict(state_dict=full, meta=dict(family=family, source=os.path.basename(source), container=container,

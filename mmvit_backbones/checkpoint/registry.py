@@ -1,11 +1,20 @@
 """One key converter per family: official (ImageNet or dense) state dict -> this package's keys."""
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional
 
 import torch
 from torch import nn
 
 StateDict = Dict[str, torch.Tensor]
+
+# Top-level keys of an ImageNet classifier that no dense backbone has: they are reported and ignored.
+CLASSIFIER_KEYS = re.compile(r'^(head|head_dist|fc_norm|norm|pre_logits|cls_token|dist_token)(\.|$)')
+
+
+def is_classifier_key(key: str, model: Optional[nn.Module] = None) -> bool:
+    """The default ``allow_unexpected``: the classifier head and the final norm before it."""
+    return CLASSIFIER_KEYS.match(key) is not None
 
 
 @dataclass
@@ -21,11 +30,15 @@ class Converter:
             used to name the family of a wrong checkpoint.
         allow_missing: ``key -> bool``: our parameters that a valid checkpoint may lack (e.g. the
             output norms the dense backbone adds to an ImageNet model). They keep their random init.
+        allow_unexpected: ``(key, model) -> bool``: converted keys the model has no tensor for that
+            are known to be unused (classifier head, unused final norm, stages ``out_indices`` leaves
+            unbuilt). Any other unexpected key raises (another arch or depth).
     """
     family: str
     convert: Callable[[StateDict, nn.Module], StateDict]
     detect: Callable[[StateDict], bool]
     allow_missing: Callable[[str], bool]
+    allow_unexpected: Callable[[str, nn.Module], bool] = field(default=is_classifier_key)
 
 
 CONVERTERS: Dict[str, Converter] = {}
@@ -33,13 +46,15 @@ CONVERTERS: Dict[str, Converter] = {}
 
 def register_converter(family: str,
                        detect: Callable[[StateDict], bool],
-                       allow_missing: Optional[Callable[[str], bool]] = None):
+                       allow_missing: Optional[Callable[[str], bool]] = None,
+                       allow_unexpected: Optional[Callable[[str, nn.Module], bool]] = None):
     """Decorator registering ``convert(state_dict, model)`` as the converter of ``family``."""
 
     def wrap(convert: Callable[[StateDict, nn.Module], StateDict]):
         if family in CONVERTERS:
             raise KeyError(f'a checkpoint converter for family {family!r} is already registered')
-        CONVERTERS[family] = Converter(family, convert, detect, allow_missing or (lambda key: False))
+        CONVERTERS[family] = Converter(family, convert, detect, allow_missing or (lambda key: False),
+                                       allow_unexpected or is_classifier_key)
         return convert
 
     return wrap

@@ -21,7 +21,7 @@ nothing is resized.
 """
 import re
 
-from .registry import StateDict, register_converter
+from .registry import StateDict, is_classifier_key, register_converter
 
 CLASSIFICATION_ONLY = ('cls_token', 'cls_attn_blocks.', 'norm.', 'head.', 'dist_token', 'head_dist.')
 
@@ -56,7 +56,17 @@ def _rename(key: str, patch_size: int, norm_names) -> str:
     return key
 
 
-@register_converter('xcit', detect=is_xcit, allow_missing=lambda key: key.startswith('pyramid.'))
+_PYRAMID_LEVEL = re.compile(r'^pyramid\.levels\.(\d+)\.')
+
+
+def _allow_unexpected(key: str, model) -> bool:
+    """Classifier keys, and the pyramid levels of outputs ``out_indices`` does not return (not built)."""
+    match = _PYRAMID_LEVEL.match(key)
+    return is_classifier_key(key) or (match is not None and match.group(1) not in model.pyramid.levels)
+
+
+@register_converter('xcit', detect=is_xcit, allow_missing=lambda key: key.startswith('pyramid.'),
+                    allow_unexpected=_allow_unexpected)
 def convert(state_dict: StateDict, model) -> StateDict:
     """Authors' (ImageNet or dense) or our XCiT keys -> this package's keys for ``model``."""
     norm_names = [conv.norm_name for conv in model.patch_embed.convs]

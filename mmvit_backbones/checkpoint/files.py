@@ -1,0 +1,275 @@
+"""Where checkpoint bytes come from, and how they are unpickled.
+
+Every location goes through mmengine's :class:`~mmengine.runner.CheckpointLoader` scheme table, so
+whatever it reads is read here too. Three schemes are served by this module instead of mmengine's
+own loader, because mmengine's loads them with ``torch.hub.load_state_dict_from_url``, which
+unpickles with ``weights_only=False`` (arbitrary code from a downloaded file):
+
+* local paths: ``torch.load(weights_only=True)`` with the compat allowlist, and errors that say what
+  the path is (missing, a directory, not a PyTorch checkpoint);
+* ``http://`` / ``https://``: downloaded once into torch hub's cache, ``$TORCH_HOME/hub/checkpoints/<file
+  name>`` (``torch.hub.get_dir()``), with a progress bar, a socket timeout and an error naming the URL
+  and the cache file to place by hand when offline; then read as a local file;
+* ``open-mmlab://`` / ``openmmlab://``: resolved through mmengine's model-zoo table to a URL or a file
+  under mmengine's home, then as above.
+
+Other schemes (``s3://``, ``pavi://``, ...) are handed to ``CheckpointLoader`` unchanged (their loaders
+call ``torch.load`` on a buffer, which defaults to weights-only).
+
+An expected hash is optional: ``sha256='<hex or prefix>'``, or ``check_hash=True`` for torch hub's file-name
+convention ``name-<sha256 prefix>.ext``; a mismatch raises :class:`CheckpointError`.
+"""
+import hashlib
+import os
+import os.path as osp
+import pickle
+import re
+import shutil
+import socket
+import tempfile
+import urllib.error
+import urllib.request
+from typing import Optional
+from urllib.parse import urlparse
+
+import torch
+
+CONTAINER_KEYS = ('state_dict', 'model', 'state_dict_ema', 'model_ema')
+HASH_REGEX = re.compile(r'-([a-f0-9]+)\.')  # torch.hub's convention: name-<sha256 prefix>.ext
+DOWNLOAD_TIMEOUT_ENV = 'MMVIT_DOWNLOAD_TIMEOUT'
+DEFAULT_DOWNLOAD_TIMEOUT_S = 5.0
+_ZIP_MAGIC = b'PK\x03\x04'  # torch.save's default (zip) format
+_PICKLE_PROTOCOL_2_PLUS = b'\x80'  # legacy torch.save format starts with a pickle PROTO opcode
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read, or that does not fit the model."""
+
+
+class CheckpointDownloadError(CheckpointError):
+    """A checkpoint URL that could not be downloaded (offline, unreachable, HTTP error, timeout)."""
+
+
+def is_url(path: str) -> bool:
+    return isinstance(path, str) and path.startswith(('http://', 'https://'))
+
+
+def cache_dir() -> str:
+    """torch hub's checkpoint cache: ``$TORCH_HOME/hub/checkpoints`` (``~/.cache/torch/...`` by default)."""
+    return osp.join(torch.hub.get_dir(), 'checkpoints')
+
+
+def cached_path(url: str) -> str:
+    """The local file a URL is cached as (torch hub's rule: the last component of the URL's path)."""
+    name = osp.basename(urlparse(url).path)
+    if not name:
+        raise CheckpointError(f'checkpoint URL {url!r} does not end in a file name')
+    return osp.join(cache_dir(), name)
+
+
+def download_timeout() -> float:
+    value = os.environ.get(DOWNLOAD_TIMEOUT_ENV, '')
+    try:
+        return float(value) if value else DEFAULT_DOWNLOAD_TIMEOUT_S
+    except ValueError:
+        raise ValueError(f'{DOWNLOAD_TIMEOUT_ENV}={value!r} is not a number of seconds') from None
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def expected_sha256(path_or_url: str, sha256: Optional[str], check_hash: bool) -> Optional[str]:
+    """The hex (or hex prefix) the file must hash to, from ``sha256=`` or the ``-<prefix>.`` file name."""
+    if sha256:
+        sha256 = str(sha256).lower()
+        if not re.fullmatch(r'[0-9a-f]{8,64}', sha256):
+            raise ValueError(f'sha256 {sha256!r} is not a hex digest (8 to 64 hex digits expected)')
+        return sha256
+    if check_hash:
+        match = HASH_REGEX.search(osp.basename(urlparse(path_or_url).path if is_url(path_or_url) else path_or_url))
+        if not match:
+            raise ValueError(f'check_hash=True needs a file name of the form name-<sha256 prefix>.ext '
+                             f"(torch hub's convention), got {path_or_url!r}; or give sha256=")
+        return match.group(1)
+    return None
+
+
+def verify_sha256(path: str, expected: Optional[str], source: str) -> None:
+    if not expected:
+        return
+    actual = file_sha256(path)
+    if not actual.startswith(expected):
+        raise CheckpointError(f'checkpoint {source} ({path}) has sha256 {actual}, expected one starting with '
+                              f'{expected}: the file is damaged or not the one expected. Delete it and download '
+                              f'it again.')
+
+
+def _progress_bar(total: Optional[int], name: str, enabled: bool):
+    from tqdm import tqdm
+    return tqdm(total=total, disable=not enabled, unit='B', unit_scale=True, unit_divisor=1024, desc=name)
+
+
+def _offline_message(url: str, dst: str, reason: str) -> str:
+    return (f'cannot download checkpoint {url}: {reason}. Without network access, download the file '
+            f'elsewhere and place it at {dst} (torch hub cache, $TORCH_HOME/hub/checkpoints), or set the '
+            f'checkpoint to a local path.')
+
+
+def _download(url: str, dst: str, progress: bool, timeout: float) -> None:
+    os.makedirs(osp.dirname(dst), exist_ok=True)
+    request = urllib.request.Request(url, headers={'User-Agent': 'mmvit-backbones'})
+    partial = None
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            length = response.headers.get('Content-Length')
+            with tempfile.NamedTemporaryFile(dir=osp.dirname(dst), prefix=f'.{osp.basename(dst)}.',
+                                             suffix='.partial', delete=False) as out, \
+                    _progress_bar(int(length) if length else None, osp.basename(dst), progress) as bar:
+                partial = out.name
+                for chunk in iter(lambda: response.read(1 << 20), b''):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        shutil.move(partial, dst)
+        partial = None
+    except urllib.error.HTTPError as err:
+        raise CheckpointDownloadError(_offline_message(url, dst, f'HTTP {err.code} {err.reason}')) from err
+    except urllib.error.URLError as err:
+        raise CheckpointDownloadError(_offline_message(url, dst, f'unreachable ({err.reason})')) from err
+    except (socket.timeout, TimeoutError) as err:
+        reason = f'no answer within {timeout:g} s (${DOWNLOAD_TIMEOUT_ENV} sets the timeout)'
+        raise CheckpointDownloadError(_offline_message(url, dst, reason)) from err
+    except (ConnectionError, OSError) as err:
+        raise CheckpointDownloadError(_offline_message(url, dst, f'{type(err).__name__}: {err}')) from err
+    finally:
+        if partial is not None and osp.exists(partial):
+            os.remove(partial)
+
+
+def download_to_cache(url: str, progress: Optional[bool] = None, sha256: Optional[str] = None,
+                      check_hash: bool = False) -> str:
+    """Return the cached local file of ``url``, downloading it once (rank 0 first under DDP).
+
+    The expected hash, if any, is checked on every call (also for a file placed in the cache by
+    hand); a freshly downloaded file that fails it is deleted again, so a retry downloads anew.
+    """
+    from mmengine.dist import barrier, get_dist_info
+    dst = cached_path(url)
+    expected = expected_sha256(url, sha256, check_hash)
+    progress = os.isatty(2) if progress is None else progress
+    rank, world_size = get_dist_info()
+    downloaded = False
+    for turn in ((0, ) if world_size == 1 else (0, 1)):  # rank 0 downloads, the others then read the cache
+        if (rank == 0) == (turn == 0) and not osp.isfile(dst):
+            _download(url, dst, progress, download_timeout())
+            downloaded = True
+        if world_size > 1 and turn == 0:
+            barrier()
+    try:
+        verify_sha256(dst, expected, url)
+    except CheckpointError:
+        if downloaded:
+            os.remove(dst)
+        raise
+    return dst
+
+
+def _resolve_openmmlab(path: str) -> str:
+    """``open-mmlab://name`` -> the URL or local file mmengine's model-zoo table names."""
+    from mmengine.runner.checkpoint import _get_mmengine_home, get_deprecated_model_names, get_external_models
+    name = path.split('://', 1)[1]
+    urls, deprecated = get_external_models(), get_deprecated_model_names()
+    name = deprecated.get(name, name)
+    if name not in urls:
+        raise CheckpointError(f'{path}: {name!r} is not in mmengine\'s open-mmlab model zoo table')
+    target = urls[name]
+    return target if is_url(target) else osp.join(_get_mmengine_home(), target)
+
+
+def _describe_bad_file(path: str) -> Optional[str]:
+    """Why ``path`` cannot be a checkpoint, or None when it may be one."""
+    if not osp.exists(path):
+        return f'checkpoint file {path!r} does not exist'
+    if osp.isdir(path):
+        return f'checkpoint {path!r} is a directory, not a checkpoint file; give the .pth file inside it'
+    with open(path, 'rb') as f:
+        head = f.read(64)
+    if not head.startswith((_ZIP_MAGIC, _PICKLE_PROTOCOL_2_PLUS)):
+        kind = 'a text file' if head and all(32 <= b < 127 or b in b'\t\r\n' for b in head) else 'another format'
+        return (f'checkpoint {path!r} is not a PyTorch checkpoint ({kind}, {osp.getsize(path)} bytes, starting '
+                f'with {head[:24]!r}); torch.save writes a zip archive or a pickle')
+    return None
+
+
+def torch_load_weights_only(path: str, map_location='cpu'):
+    """``torch.load(weights_only=True)`` of a local file, with errors that say what is wrong with it."""
+    from .. import compat
+    compat.allow_mmengine_checkpoint_globals()
+    problem = _describe_bad_file(path)
+    if problem is not None:
+        raise (FileNotFoundError if not osp.exists(path) else CheckpointError)(problem)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if 'global' not in str(err).lower():  # not an allowlist refusal: the bytes are not a checkpoint
+            raise CheckpointError(f'cannot read checkpoint {path}: the file is truncated, corrupt or not a '
+                                  f'PyTorch checkpoint ({_first_line(err)})') from err
+        raise CheckpointError(
+            f'checkpoint {path} holds Python objects outside the weights-only allowlist, so it was not '
+            f'unpickled (untrusted pickles can run code). If you trust the file, re-save its state dict '
+            f'with tools/convert_checkpoint.py --trust. Detail: {_first_line(err)}') from err
+    except Exception as err:  # noqa: BLE001 - torch raises many types for a damaged file; say so once
+        raise CheckpointError(f'cannot read checkpoint {path}: the file is truncated, corrupt or not a PyTorch '
+                              f'checkpoint ({type(err).__name__}: {_first_line(err)})') from err
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of torch's message, without its advice to retry with ``weights_only=False``."""
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def local_checkpoint_file(path: str, sha256: Optional[str] = None, check_hash: bool = False,
+                          progress: Optional[bool] = None) -> Optional[str]:
+    """The local file behind ``path`` (downloading a URL), or None for a scheme mmengine serves itself."""
+    from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f'checkpoint must be a path or URL string, got {type(path).__name__} {path!r}')
+    path = os.fspath(path)
+    if path.startswith(('open-mmlab://', 'openmmlab://')):
+        path = _resolve_openmmlab(path)
+    if is_url(path):
+        return download_to_cache(path, progress=progress, sha256=sha256, check_hash=check_hash)
+    if CheckpointLoader._get_checkpoint_loader(path) is not load_from_local:
+        return None
+    path = osp.expanduser(path)
+    problem = _describe_bad_file(path)
+    if problem is not None:
+        raise (FileNotFoundError if not osp.exists(path) else CheckpointError)(problem)
+    verify_sha256(path, expected_sha256(path, sha256, check_hash), path)
+    return path
+
+
+def read_checkpoint(path: str, map_location='cpu', sha256: Optional[str] = None, check_hash: bool = False,
+                    progress: Optional[bool] = None) -> dict:
+    """Read a checkpoint from anything mmengine's ``CheckpointLoader`` reads, unpickling weights-only.
+
+    Local paths and URLs are read by :func:`torch_load_weights_only`; other schemes by their
+    ``CheckpointLoader`` backend. Returns the checkpoint dict (a container or a raw state dict).
+    """
+    from mmengine.logging import print_log
+    from mmengine.runner.checkpoint import CheckpointLoader
+    local = local_checkpoint_file(path, sha256=sha256, check_hash=check_hash, progress=progress)
+    if local is None:
+        ckpt = CheckpointLoader.load_checkpoint(path, map_location=map_location)
+    else:
+        if local != path:
+            print_log(f'checkpoint {path} -> {local}', logger='current')
+        ckpt = torch_load_weights_only(local, map_location)
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f'checkpoint {path} holds a {type(ckpt).__name__}, expected a dict of tensors '
+                              f'or a dict with one of {CONTAINER_KEYS}')
+    return ckpt

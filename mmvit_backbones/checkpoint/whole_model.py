@@ -1,0 +1,163 @@
+"""Whole detectors and segmentors: the authors' mmdet 2.x/3.x and mmseg 0.x/1.x checkpoints into ours.
+
+What the authors released per family (their READMEs and configs; see docs/checkpoints.md):
+
+=============  ==========================================  ==========================================
+family         detection                                   segmentation
+=============  ==========================================  ==========================================
+GCViT          Mask R-CNN, Cascade Mask R-CNN (mmdet 2.19)  none
+Twins          RetinaNet, Mask R-CNN (mmdet 2.8)           Semantic FPN, UperNet (mmseg 0.x)
+CrossFormer    RetinaNet, Mask R-CNN, Cascade (mmdet 2.26)  Semantic FPN, UperNet (mmseg 0.29)
+XCiT           Mask R-CNN (mmdet 2.11)                     Semantic FPN, UperNet (mmseg 0.11)
+TransNeXt      Mask R-CNN (mmdet 2.28), DINO (mmdet 3.0)    UperNet (mmseg 0.30), Mask2Former (1.0)
+=============  ==========================================  ==========================================
+
+Conversion of such a checkpoint (``state_dict`` container, ``module.`` stripped):
+
+* ``backbone.*``: the family converter of the model's backbone (the same one ``init_cfg`` uses), after
+  the family check; keys no backbone parameter takes raise (another arch or depth), known-unused
+  ones (classifier, unbuilt stages) are dropped and reported;
+* neck and heads: :data:`HEAD_RENAMES` of the library generation the checkpoint was written with
+  (``meta.mmdet_version`` / ``meta.mmseg_version``). The submodule names that make the keys were
+  compared in the sources of mmdet 2.28.2 and 3.3.0 (``FPN``, ``RPNHead``, ``AnchorHead``,
+  ``RetinaHead``, ``BBoxHead``/``ConvFCBBoxHead``, ``FCNMaskHead``, ``StandardRoIHead``,
+  ``CascadeRoIHead``, ``TwoStageDetector``, ``SingleStageDetector``) and of mmseg 0.30.0 and 1.2.2
+  (``UPerHead``, ``PPM``, ``FPNHead``, ``FCNHead``, ``BaseDecodeHead``, ``EncoderDecoder``): they are
+  the same (mmdet's 2.x key layout has not changed since 2.0), so the tables are empty. DINO and
+  Mask2Former were released for mmdet 3.x / mmseg 1.x only. A rename goes here (a regular
+  expression and its replacement) if another release needs one.
+
+Then every tensor of the model is compared with the converted checkpoint: shape mismatches and
+parameters the checkpoint lacks are listed; :func:`load_whole_model` raises on them when ``strict``.
+"""
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from mmengine.logging import print_log
+from torch import nn
+
+from .files import CheckpointError
+from .loader import _short, check_family, extract_state_dict, read_checkpoint
+from .registry import CONVERTERS, StateDict, get_converter
+
+# library -> {major version of the checkpoint's writer: [(pattern, replacement), ...]} into mmdet 3 / mmseg 1
+HEAD_RENAMES: Dict[str, Dict[int, List[Tuple[str, str]]]] = {
+    'mmdet': {2: []},
+    'mmseg': {0: []},
+}
+# Tensors a model may hold that no released checkpoint needs to carry.
+NOT_REQUIRED = re.compile(r'(^|\.)num_batches_tracked$')
+
+
+def writer_of(checkpoint: dict) -> Optional[Tuple[str, str]]:
+    """``('mmdet', '2.19.0')``-style name and version of the library that wrote ``checkpoint``."""
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    if isinstance(meta, dict):
+        for library in ('mmdet', 'mmseg'):
+            version = meta.get(f'{library}_version')
+            if isinstance(version, str) and version[:1].isdigit():
+                return library, version
+    return None
+
+
+def rename_heads(state_dict: StateDict, writer: Optional[Tuple[str, str]]) -> StateDict:
+    """Apply :data:`HEAD_RENAMES` for the checkpoint's writer (nothing for mmdet 3 / mmseg 1 files)."""
+    if writer is None:
+        return state_dict
+    library, version = writer
+    rules = HEAD_RENAMES.get(library, {}).get(int(version.split('.')[0]), [])
+    if not rules:
+        return state_dict
+    out = {}
+    for key, value in state_dict.items():
+        if not key.startswith('backbone.'):
+            for pattern, repl in rules:
+                key = re.sub(pattern, repl, key)
+        out[key] = value
+    return out
+
+
+def backbone_family(model: nn.Module) -> Optional[str]:
+    """The family of ``model.backbone`` when it is one of this package's backbones, else None."""
+    family = getattr(getattr(model, 'backbone', None), 'family', None)
+    return family if family in CONVERTERS else None
+
+
+def convert_backbone_keys(state_dict: StateDict, model: nn.Module, source: str) -> Tuple[StateDict, List[str]]:
+    """Convert the ``backbone.*`` keys with the family converter; returns ``(state_dict, ignored)``."""
+    family = backbone_family(model)
+    sub = {k[len('backbone.'):]: v for k, v in state_dict.items() if k.startswith('backbone.')}
+    if family is None or not sub:
+        return state_dict, []
+    backbone = model.backbone
+    check_family(sub, family, source)
+    converter = get_converter(family)
+    converted = converter.convert(sub, backbone)
+    own = backbone.state_dict()
+    unexpected = [k for k in converted if k not in own]
+    foreign = [k for k in unexpected if not converter.allow_unexpected(k, backbone)]
+    if foreign:
+        depths = getattr(backbone, 'arch_settings', {}).get('depths')
+        raise CheckpointError(f'{source}: {len(foreign)} backbone tensors match no parameter of '
+                              f'{type(backbone).__name__}' + (f' (depths {tuple(depths)})' if depths else '') +
+                              f' (another arch or depth?): {_short(foreign, 6)}')
+    out = {k: v for k, v in state_dict.items() if not k.startswith('backbone.')}
+    out.update({f'backbone.{k}': v for k, v in converted.items() if k in own})
+    return out, [f'backbone.{k}' for k in unexpected]
+
+
+def convert_whole_model(checkpoint: dict, model: nn.Module, source: str,
+                        revise_keys: Sequence[Tuple[str, str]] = ((r'^module\.', ''), )) -> Tuple[StateDict, dict]:
+    """The authors' (or our) detector/segmentor checkpoint -> ``model``'s keys; returns ``(state_dict, info)``."""
+    state_dict, container = extract_state_dict(checkpoint, source, prefix='')
+    for pattern, repl in revise_keys:
+        state_dict = {re.sub(pattern, repl, k): v for k, v in state_dict.items()}
+    writer = writer_of(checkpoint)
+    state_dict = rename_heads(state_dict, writer)
+    state_dict, ignored = convert_backbone_keys(state_dict, model, source)
+    return state_dict, dict(container=container, writer=writer, ignored=ignored, family=backbone_family(model))
+
+
+def apply_whole_state_dict(model: nn.Module, state_dict: StateDict, source: str, info: dict,
+                           strict: bool = True) -> dict:
+    """Load ``state_dict`` into ``model``; list (and when ``strict`` raise on) what stays unloaded."""
+    own = model.state_dict()
+    mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+                  for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
+    loadable = {k: v for k, v in state_dict.items() if k in own and own[k].shape == v.shape}
+    missing = [k for k in own if k not in state_dict and not NOT_REQUIRED.search(k)]
+    unexpected = [k for k in state_dict if k not in own]
+    name = type(model).__name__
+    if strict and (missing or mismatched):
+        problems = []
+        if missing:
+            problems.append(f'{len(missing)} tensors of the model are not in it: {_short(missing, 10)}')
+        if mismatched:
+            problems.append(f'{len(mismatched)} have another shape: {_short(mismatched, 5)}')
+        raise CheckpointError(f'{name}: checkpoint {source} does not fit the model, {"; ".join(problems)}. '
+                              f'Is it a checkpoint of this config (family, arch, head, classes)? To evaluate '
+                              f'anyway with those tensors left at their initialisation, pass --allow-partial '
+                              f'(tools/test.py) or set allow_partial_load=True in the config.')
+    model.load_state_dict(loadable, strict=False)
+    writer = '{} {}'.format(*info['writer']) if info.get('writer') else 'mmengine'
+    lines = [f'{name}: loaded {len(loadable)}/{len(own)} tensors from {source} (container: {info["container"]}, '
+             f'written by {writer}' + (f', backbone keys converted as {info["family"]}' if info.get('family')
+                                       else '') + ')']
+    if missing:
+        lines.append(f'  missing, left at their initialisation ({len(missing)}): {_short(missing)}')
+    if mismatched:
+        lines.append(f'  shape mismatch, not loaded ({len(mismatched)}): {_short(mismatched, 4)}')
+    if info.get('ignored') or unexpected:
+        ignored = info.get('ignored', []) + unexpected
+        lines.append(f'  in the checkpoint, not in the model, ignored ({len(ignored)}): {_short(ignored)}')
+    print_log('\n'.join(lines), logger='current', level=30 if (missing or mismatched) else 20)
+    return dict(loaded=list(loadable), missing=missing, mismatched=mismatched, unexpected=unexpected,
+                ignored=info.get('ignored', []))
+
+
+def load_whole_model(model: nn.Module, filename: str, map_location='cpu', strict: bool = True,
+                     revise_keys: Sequence[Tuple[str, str]] = ((r'^module\.', ''), )) -> dict:
+    """Read ``filename`` (file or URL), convert it for ``model`` and load it; returns the report dict."""
+    checkpoint = read_checkpoint(filename, map_location)
+    state_dict, info = convert_whole_model(checkpoint, model, filename, revise_keys)
+    return apply_whole_state_dict(model, state_dict, filename, info, strict)
