@@ -2,7 +2,8 @@
 
 Importing the package registers every backbone in MMEngine's root ``MODELS`` registry, so
 ``custom_imports=dict(imports=['mmvit_backbones'])`` makes them visible from both
-``default_scope='mmdet'`` and ``default_scope='mmseg'``.
+``default_scope='mmdet'`` and ``default_scope='mmseg'``. Outside OpenMMLab,
+``create_backbone('transnext-tiny', pretrained=PATH_OR_URL)`` returns the plain ``nn.Module``.
 """
 from . import compat
 from .version import __version__
@@ -11,5 +12,11 @@ compat.install()
 
 from . import models  # noqa: E402,F401  (registers the backbones)
 from . import checkpoint  # noqa: E402,F401  (registers the checkpoint converters)
+from . import engine  # noqa: E402,F401  (registers RNGStateHook)
+from .api import create_backbone, list_backbones  # noqa: E402
+from .models import CrossFormer, GCViT, TransNeXt, TwinsPCPVT, TwinsSVT, XCiT  # noqa: E402
 
-__all__ = ['__version__']
+__all__ = [
+    '__version__', 'create_backbone', 'list_backbones', 'GCViT', 'TwinsPCPVT', 'TwinsSVT', 'CrossFormer', 'XCiT',
+    'TransNeXt'
+]

@@ -18,7 +18,8 @@ Two implementations sit behind :func:`aggregated_attention`:
   (inference) it processes blocks of query rows, so the ``(heads, queries, pooled keys)`` logits
   and the position bias are never held for the whole image.
 
-Both compute in float32 (cosine logits, softmax) whatever the input dtype, and return the input dtype.
+Both compute in float32 (cosine logits, softmax) whatever the input dtype, and return the dtype of the
+values (what the output projection expects; the scaled queries may be float32 through the length scale).
 """
 from typing import Callable, Tuple
 
@@ -68,11 +69,11 @@ def aggregated_attention(q_scaled: torch.Tensor, q_norm: torch.Tensor, k_local: 
         impl: ``'fast'`` or ``'reference'``.
 
     Returns:
-        ``(B, h, N, d)`` in the dtype of ``q_scaled``.
+        ``(B, h, N, d)`` in the dtype of ``v_local``.
     """
     if impl not in ('fast', 'reference'):
         raise ValueError(f"aggregated_attention: impl must be 'fast' or 'reference', got {impl!r}")
-    dtype = q_scaled.dtype
+    dtype = v_local.dtype  # q_scaled is float32 in a bf16/fp16 model (times the float32 length scale)
     with torch.autocast(device_type=q_scaled.device.type, enabled=False):
         args = [t.float() for t in (q_scaled, q_norm, k_local, v_local, k_pool, v_pool, local_bias,
                                     learnable_tokens, learnable_bias)]
@@ -154,9 +155,9 @@ def _fast_infer(q_scaled, q_norm, k_local, v_local, k_pool, v_pool, local_bias, 
     rows = max(1, min(hh, ROW_BLOCK_ELEMENTS // max(1, b * h * ww * p)))
     for r0 in range(0, hh, rows):
         r1 = min(hh, r0 + rows)
-        logits = q5[:, :, r0:r1].reshape(b, h, -1, d) @ k_t  # (B, h, R*W, P)
+        logits = q5[:, :, r0:r1].reshape(b, h, (r1 - r0) * ww, d) @ k_t  # (B, h, R*W, P)
         logits.view(b, h, r1 - r0, ww, ph, pw).add_(pool_bias(r0, r1))
-        loc = local[:, :, r0:r1].reshape(b, h, -1, LOCAL)
+        loc = local[:, :, r0:r1].reshape(b, h, (r1 - r0) * ww, LOCAL)
         top = torch.maximum(logits.amax(-1, keepdim=True), loc.amax(-1, keepdim=True))
         logits.sub_(top).exp_()
         loc.sub_(top).exp_()  # writes through to `local` (a view)
@@ -172,8 +173,9 @@ def length_scaled_attention(q_scaled: torch.Tensor, k: torch.Tensor, v: torch.Te
     """Full attention of stage 4: ``softmax(q_s . k + bias) v`` with no 1/sqrt(d), in float32.
 
     ``q_scaled``/``k``/``v``: ``(B, h, N, d)`` (``k`` L2-normalised); ``bias``: ``(h, N, N)``.
+    Returns the dtype of ``v``.
     """
-    dtype = q_scaled.dtype
+    dtype = v.dtype
     with torch.autocast(device_type=q_scaled.device.type, enabled=False):
         out = F.scaled_dot_product_attention(q_scaled.float(), k.float(), v.float(),
                                              attn_mask=bias.float().unsqueeze(0), scale=1.0)

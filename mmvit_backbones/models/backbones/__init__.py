@@ -1,5 +1,9 @@
 """One module per family; importing this package registers every backbone in mmengine's root MODELS."""
-from . import crossformer, gcvit, transnext, twins, xcit  # noqa: F401
 from .base import PyramidBackbone
+from .crossformer import CrossFormer
+from .gcvit import GCViT
+from .transnext import TransNeXt
+from .twins import TwinsPCPVT, TwinsSVT
+from .xcit import XCiT
 
-__all__ = ['PyramidBackbone']
+__all__ = ['PyramidBackbone', 'GCViT', 'TwinsPCPVT', 'TwinsSVT', 'CrossFormer', 'XCiT', 'TransNeXt']

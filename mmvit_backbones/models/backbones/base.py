@@ -7,7 +7,9 @@ validation, ``frozen_stages``, ``norm_eval``, ``with_cp`` (non-reentrant) and ``
 with key conversion.
 """
 import copy
-from typing import Dict, Iterable, List, Sequence, Tuple, Union
+import inspect
+import warnings
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.utils.checkpoint as torch_checkpoint
@@ -15,6 +17,10 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+# mmengine CheckpointLoader schemes that resolve to the OpenMMLab/torchvision model zoos: none of their
+# checkpoints is one of our families (mmengine/hub/*.json list ResNets, VGGs, ... only).
+MODEL_ZOO_PREFIXES = ('open-mmlab://', 'openmmlab://', 'torchvision://', 'modelzoo://', 'mmcls://')
 
 
 class PyramidBackbone(BaseModule):
@@ -31,6 +37,9 @@ class PyramidBackbone(BaseModule):
         with_cp: gradient checkpointing per block (``use_reentrant=False``, safe under DDP).
         init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH)`` loads the
             authors' checkpoints with key conversion (see :mod:`mmvit_backbones.checkpoint`).
+        pretrained: deprecated alias of ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``,
+            accepted as mmseg's own backbones accept it (mmseg's ``EncoderDecoder`` hands its
+            ``pretrained`` to the backbone); ``None`` does nothing.
     """
 
     arch_zoo: Dict[str, dict] = {}
@@ -47,8 +56,9 @@ class PyramidBackbone(BaseModule):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: bool = False,
-                 init_cfg: Union[dict, List[dict], None] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
+                 init_cfg: Union[dict, List[dict], None] = None,
+                 pretrained: Optional[str] = None) -> None:
+        super().__init__(init_cfg=self.pretrained_to_init_cfg(pretrained, init_cfg))
         self.arch_settings = self.resolve_arch(arch)
         if not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f'{type(self).__name__}: in_channels must be a positive int, got {in_channels!r}')
@@ -65,6 +75,44 @@ class PyramidBackbone(BaseModule):
         self.with_cp = with_cp
 
     # ----------------------------------------------------------------------------------- arguments
+    def __new__(cls, *args, **kwargs):
+        # Python would name the class that defines ``__init__`` (``TwinsBackbone``); name the type the
+        # user wrote in the config (``TwinsSVT``) and list what it takes. No arguments: copy/pickle.
+        if args or kwargs:
+            signature = inspect.signature(cls.__init__)
+            try:
+                signature.bind(None, *args, **kwargs)
+            except TypeError as error:
+                accepted = ', '.join(name for name in list(signature.parameters)[1:])
+                hint = (' (a config that swaps in this backbone drops the old one\'s arguments with '
+                        'backbone=dict(_delete_=True, ...))' if 'unexpected keyword' in str(error) else '')
+                raise TypeError(f'{cls.__name__} {error}; {cls.__name__} accepts: {accepted}{hint}') from None
+        return super().__new__(cls)
+
+    @classmethod
+    def pretrained_to_init_cfg(cls, pretrained: Optional[str],
+                               init_cfg: Union[dict, List[dict], None]) -> Union[dict, List[dict], None]:
+        """Turn the deprecated ``pretrained=PATH`` into ``init_cfg=dict(type='Pretrained', ...)``."""
+        if pretrained is None:
+            return init_cfg
+        if not isinstance(pretrained, str):
+            raise TypeError(f'{cls.__name__}: pretrained must be a checkpoint path or URL (str) or None, '
+                            f'got {type(pretrained).__name__} {pretrained!r}')
+        if init_cfg is not None:
+            raise ValueError(f'{cls.__name__}: got both pretrained={pretrained!r} and init_cfg={init_cfg!r}; '
+                             f"give the checkpoint once, as init_cfg=dict(type='Pretrained', checkpoint=...)")
+        prefix = next((p for p in MODEL_ZOO_PREFIXES if pretrained.startswith(p)), None)
+        if prefix is not None:
+            raise ValueError(
+                f'{cls.__name__}: pretrained={pretrained!r} names a checkpoint of the {prefix} model zoo, '
+                f'which holds other backbones (ResNet, ...), not {cls.__name__} weights. A stock mmseg '
+                f'config sets model.pretrained for its ResNet backbone: when you swap in {cls.__name__}, '
+                f"set model.pretrained=None and give {cls.__name__}'s weights as backbone.init_cfg="
+                f"dict(type='Pretrained', checkpoint=...)")
+        warnings.warn(f'{cls.__name__}: pretrained= is deprecated; use '
+                      f"init_cfg=dict(type='Pretrained', checkpoint={pretrained!r})", FutureWarning, stacklevel=3)
+        return dict(type='Pretrained', checkpoint=pretrained)
+
     @classmethod
     def resolve_arch(cls, arch: Union[str, dict]) -> dict:
         """Look ``arch`` up in ``arch_zoo`` (case-insensitive) or validate a custom arch dict."""
@@ -96,17 +144,43 @@ class PyramidBackbone(BaseModule):
         return out_indices
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise a clear error for inputs the backbone cannot take (wrong rank, channels, too small)."""
+        """Raise a clear error for inputs the backbone cannot take (wrong rank, channels, too small, a
+        dtype or device other than the weights'), before any layer runs. Under ``torch.autocast`` any
+        floating input is fine (autocast casts it). NaN/Inf values are not checked: they propagate."""
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f'{type(self).__name__}: expected an input of shape (B, {self.in_channels}, H, W), '
                              f'got {shape}')
+        self.check_input_dtype_device(x)
         if x.shape[1] != self.in_channels:
             raise ValueError(f'{type(self).__name__}: input has {x.shape[1]} channels, expected in_channels='
                              f'{self.in_channels} (input shape {tuple(x.shape)})')
         if min(x.shape[2:]) < self.min_input_size:
             raise ValueError(f'{type(self).__name__}: input size {tuple(x.shape[2:])} is smaller than the '
                              f'minimum {self.min_input_size}x{self.min_input_size}')
+
+    def check_input_dtype_device(self, x: torch.Tensor) -> None:
+        """The input must be on the weights' device and have their dtype; under autocast any floating
+        dtype but float64 (which autocast does not cast down)."""
+        weight = next(self.parameters(), None)
+        if weight is None:
+            return
+        name = type(self).__name__
+        if x.device != weight.device:
+            raise ValueError(f'{name}: input is on {x.device} but the weights are on {weight.device}; move one '
+                             f'to the other (x.to({str(weight.device)!r}) or model.to({str(x.device)!r}))')
+        if not x.is_floating_point():
+            raise TypeError(f'{name}: input dtype {x.dtype} is not a floating type; the weights are '
+                            f'{weight.dtype}. Convert images to float and normalise them first (mmdet/mmseg '
+                            f'data preprocessors do), e.g. x.to({weight.dtype})')
+        if x.dtype == weight.dtype:
+            return
+        autocast = torch.amp.is_autocast_available(x.device.type) and torch.is_autocast_enabled(x.device.type)
+        if not autocast or x.dtype == torch.float64:
+            hint = ('; autocast does not cast float64 down' if autocast else
+                    f', or run mixed precision under torch.autocast({x.device.type!r}, dtype=...)')
+            raise TypeError(f'{name}: input dtype {x.dtype} does not match the weights ({weight.dtype}); cast '
+                            f'the input (x.to({weight.dtype})) or the model (model.to({x.dtype})){hint}')
 
     # ------------------------------------------------------------------------------ hooks to fill
     def stem_modules(self) -> List[nn.Module]:
@@ -163,7 +237,8 @@ class PyramidBackbone(BaseModule):
                                  f'path, got {cfg}')
             self.reset_parameters()  # parameters the checkpoint does not hold (e.g. new output norms)
             load_pretrained(self, cfg['checkpoint'], prefix=cfg.get('prefix'),
-                            map_location=cfg.get('map_location', 'cpu'))
+                            map_location=cfg.get('map_location', 'cpu'), sha256=cfg.get('sha256'),
+                            check_hash=cfg.get('check_hash', False))
             self._is_init = True
             return
         if not self._is_init:

@@ -37,6 +37,7 @@ from ..layers.drop import DropPath, drop_path_schedule
 from ..layers.init import init_vit_weights
 from ..layers.mlp import Mlp
 from ..layers.padding import pad_nchw
+from ..layers.tracing import is_capturing, is_tracing
 from .base import PyramidBackbone
 
 NEG_INF = -1e6  # the authors' additive mask for padded keys (crossformer_backbone*.py: NEG_INF)
@@ -84,7 +85,7 @@ def strided_conv(x_nchw: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """
     k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
     h, w = x_nchw.shape[-2:]
-    if k <= s or k % s or (h + 2 * p) % s or (w + 2 * p) % s:
+    if is_tracing() or k <= s or k % s or (h + 2 * p) % s or (w + 2 * p) % s:  # exported: the plain conv
         return conv(x_nchw)
     b, c = x_nchw.shape[:2]
     x = F.pad(x_nchw, (p, p, p, p))
@@ -189,7 +190,7 @@ def plan_groups(h: int, w: int, group_size: int, interval: int, long_distance: b
 def padded_key_mask(h: int, w: int, plan: GroupPlan, device: torch.device) -> Optional[torch.Tensor]:
     """``(num_groups, Gh * Gw)`` bool, True on padding tokens; None when the map needs no padding."""
     hp, wp = plan.padded
-    if (hp, wp) == (h, w):
+    if not is_tracing() and (hp, wp) == (h, w):  # exported graphs always mask (nothing, at such sizes)
         return None
     pad = torch.ones(1, hp, wp, 1, dtype=torch.bool, device=device)
     pad[:, :h, :w] = False
@@ -212,6 +213,12 @@ def relative_coords_and_index(group_h: int, group_w: int,
     rel = coords[:, :, None] - coords[:, None, :]  # 2, N(query), N(key)
     index = (rel[0] + group_h - 1) * (2 * group_w - 1) + (rel[1] + group_w - 1)
     return offsets, index
+
+
+def _coords_and_index(group_h: int, group_w: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """:func:`relative_coords_and_index`, uncached while exporting (sizes are symbolic there)."""
+    fn = relative_coords_and_index.__wrapped__ if is_tracing() else relative_coords_and_index
+    return fn(group_h, group_w, device)
 
 
 # ------------------------------------------------------------------------------------- attention
@@ -258,9 +265,10 @@ class GroupAttention(nn.Module):
 
     def bias_table(self, group_h: int, group_w: int, device: torch.device) -> torch.Tensor:
         """``((2Gh-1)(2Gw-1), num_heads)`` DPB outputs, cached per group shape outside training."""
-        offsets, _ = relative_coords_and_index(group_h, group_w, device)
+        offsets, _ = _coords_and_index(group_h, group_w, device)
         params = list(self.pos.parameters())
-        if self.training or (torch.is_grad_enabled() and any(p.requires_grad for p in params)):
+        # graphs recompute it: version counters cannot key a cache inside a graph
+        if self.training or (torch.is_grad_enabled() and any(p.requires_grad for p in params)) or is_capturing():
             self._table_cache.clear()
             return self.pos(offsets.to(params[0].dtype))
         versions = tuple(p._version for p in params)
@@ -275,7 +283,7 @@ class GroupAttention(nn.Module):
 
     def position_bias(self, group_h: int, group_w: int, device: torch.device) -> torch.Tensor:
         """``(num_heads, N, N)`` bias for a group of ``N = group_h * group_w`` tokens."""
-        _, index = relative_coords_and_index(group_h, group_w, device)
+        _, index = _coords_and_index(group_h, group_w, device)
         table = self.bias_table(group_h, group_w, device)  # T, nH
         return table.t()[:, index]
 
@@ -285,9 +293,10 @@ class GroupAttention(nn.Module):
         bg, n, c = groups.shape
         mask = self.position_bias(group_h, group_w, groups.device).to(groups.dtype).unsqueeze(0)  # 1, nH, N, N
         if key_pad is not None:  # B*nG, nH, N, N (groups are batch-major)
-            mask = mask.masked_fill(key_pad[:, None, None, :], NEG_INF)
-            mask = mask.repeat(batch, 1, 1, 1) if batch > 1 else mask
-        if torch.is_grad_enabled() or bg * n <= INFERENCE_CHUNK_TOKENS:
+            # -1e6 overflows float16: there the most negative finite value masks the same way
+            mask = mask.masked_fill(key_pad[:, None, None, :], max(NEG_INF, torch.finfo(mask.dtype).min))
+            mask = mask.repeat(batch, 1, 1, 1) if is_tracing() or batch > 1 else mask
+        if torch.is_grad_enabled() or is_capturing() or bg * n <= INFERENCE_CHUNK_TOKENS:
             return self.attend(groups, mask)
         # Inference: the same per-group math over chunks of groups, so q/k/v never exist for the whole map.
         out = torch.empty_like(groups)
@@ -349,17 +358,17 @@ class CrossFormerBlock(nn.Module):
         b, h, w, _ = x_nhwc.shape
         plan = plan_groups(h, w, self.group_size, self.interval, self.long_distance, self.grouping)
         hp, wp = plan.padded
-        if (hp, wp) != (h, w):  # zeros at the bottom/right, after norm1 (masked as keys below)
+        if is_tracing() or (hp, wp) != (h, w):  # zeros at the bottom/right, after norm1 (masked as keys below)
             x_nhwc = F.pad(x_nhwc, (0, 0, 0, wp - w, 0, hp - h))
         groups = group_partition(x_nhwc, plan.group_h, plan.group_w, plan.interval)
-        key_pad = padded_key_mask(h, w, plan, x_nhwc.device)
+        key_pad = (padded_key_mask.__wrapped__ if is_tracing() else padded_key_mask)(h, w, plan, x_nhwc.device)
         groups = self.attn(groups, b, plan.group_h, plan.group_w, key_pad)
         x_nhwc = group_reverse(groups, plan.group_h, plan.group_w, plan.interval, hp, wp)
         return x_nhwc[:, :h, :w]
 
     def forward(self, x_nhwc: torch.Tensor) -> torch.Tensor:
         x_nhwc = x_nhwc + self.drop_path(self.attention(self.norm1(x_nhwc)))
-        if self.training or torch.is_grad_enabled():
+        if self.training or torch.is_grad_enabled() or is_capturing():
             x_nhwc = x_nhwc + self.drop_path(self.mlp(self.norm2(x_nhwc)))
         else:  # inference: the same per-token math in place over chunks, without a full-size 4C hidden map
             tokens = x_nhwc.contiguous().view(-1, x_nhwc.shape[-1])
@@ -427,9 +436,10 @@ class CrossFormer(PyramidBackbone):
                  init_cfg: Optional[dict] = None,
                  group_size: Optional[Sequence[int]] = None,
                  interval: Optional[Sequence[int]] = None,
-                 grouping: Optional[str] = None) -> None:
+                 grouping: Optional[str] = None,
+                 pretrained: Optional[str] = None) -> None:
         super().__init__(arch, in_channels, out_indices, drop_path_rate, frozen_stages, norm_eval, with_cp,
-                         init_cfg)
+                         init_cfg, pretrained=pretrained)
         cfg = self.arch_settings
         self.group_size = self._per_stage('group_size', group_size if group_size is not None
                                           else cfg.get('group_size', (7, 7, 7, 7)))
@@ -445,6 +455,7 @@ class CrossFormer(PyramidBackbone):
         mlp_ratio = float(cfg.get('mlp_ratio', 4.0))
         merge_sizes = cfg.get('merge_sizes', ((2, 4), ) * (self.num_stages - 1))
         self.channels = [embed_dims * 2**i for i in range(self.num_stages)]
+        self.out_channels = tuple(self.channels[i] for i in self.out_indices)
 
         self.patch_embed = CrossScaleEmbedding(in_channels, embed_dims, cfg.get('patch_sizes', (4, 8, 16, 32)))
         rates = drop_path_schedule(self.drop_path_rate, depths)
@@ -460,6 +471,12 @@ class CrossFormer(PyramidBackbone):
             ]
             downsample = CrossScaleMerging(self.channels[i], merge_sizes[i]) if i < self.num_stages - 1 else None
             self.layers.append(CrossFormerStage(blocks, downsample))
+
+    @property
+    def export_min_input_size(self) -> int:
+        """Smallest side for which one exported graph holds: every stage's map is larger than its group
+        (smaller maps switch to another grouping, a different graph)."""
+        return max(4 * 2**i * g for i, g in enumerate(self.group_size)) + 1
 
     def _per_stage(self, name: str, values) -> Tuple[int, ...]:
         values = tuple(values)

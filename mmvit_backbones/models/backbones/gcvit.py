@@ -21,19 +21,17 @@ from mmengine.model.weight_init import trunc_normal_
 from mmengine.registry import MODELS
 from torch import nn
 
+from ...checkpoint.facts import GCVIT_GLOBAL_QUERY_SPLITS
 from ..layers.drop import DropPath, drop_path_schedule
 from ..layers.init import init_vit_weights
 from ..layers.mlp import Mlp
 from ..layers.padding import pad_nhwc
+from ..layers.tracing import is_tracing
 from ..layers.windows import window_partition, window_reverse
 from .base import PyramidBackbone
 
-# How the global query generator output (B, C, h, w) is split into heads, per weight release.
-#   'channels_last': channel c feeds head c // head_dim (the fixed code, NVlabs/GCVit c77aae0,
-#       2022-08-11; every checkpoint released since, and the authors' detection code).
-#   'channels_first': the NCHW buffer reshaped as (N, heads, head_dim) (the code of the 2022-07-26
-#       release, whose weights were trained with this split; see NVlabs/GCVit issues #10/#11).
-GLOBAL_QUERY_SPLITS = ('channels_last', 'channels_first')
+# How the global query generator output is split into heads, per weight release (see checkpoint/facts.py).
+GLOBAL_QUERY_SPLITS = GCVIT_GLOBAL_QUERY_SPLITS
 
 # Number of FeatExtract blocks of each stage's global query generator (log2 of the stage's
 # downsampling to the 1/32 grid at the 224 pretraining size; paper Fig. 5).
@@ -123,7 +121,7 @@ class GlobalQueryGen(nn.Module):
         q_nchw = self.to_q_global(x_nchw)
         b, c, h, w = q_nchw.shape
         ws = self.window_size
-        if (h, w) != (ws, ws):
+        if is_tracing() or (h, w) != (ws, ws):  # traced: resize always (the identity at ws x ws)
             q_nchw = F.interpolate(q_nchw, size=(ws, ws), mode='bicubic', align_corners=False)
         if self.split == 'channels_last':
             tokens = q_nchw.permute(0, 2, 3, 1).reshape(b, ws * ws, self.num_heads, c // self.num_heads)
@@ -181,7 +179,8 @@ class WindowAttention(nn.Module):
         if self.is_global:
             k, v = qkv.unbind(0)
             b = q_global.shape[0]
-            q = q_global.unsqueeze(1).expand(b, bw // b, -1, -1, -1).reshape(bw, self.num_heads, n, self.head_dim)
+            per_image = bw // b if b else 0  # windows per image (an empty batch has none)
+            q = q_global.unsqueeze(1).expand(b, per_image, -1, -1, -1).reshape(bw, self.num_heads, n, self.head_dim)
         else:
             q, k, v = qkv.unbind(0)
         bias = self.relative_position_bias(q.dtype).unsqueeze(0)
@@ -198,7 +197,7 @@ class WindowAttention(nn.Module):
         if self.is_global:
             k, v = qkv.unbind(0)
             b = q_global.shape[0]
-            q = q_global.repeat_interleave(bw // b, dim=0)
+            q = q_global.repeat_interleave(bw // b if b else 0, dim=0)
         else:
             q, k, v = qkv.unbind(0)
         attn = (q * self.head_dim ** -0.5) @ k.transpose(-2, -1) + self.relative_position_bias(q.dtype)
@@ -235,7 +234,7 @@ class GCViTBlock(nn.Module):
         windows = window_partition(padded, ws, ws)  # (B*nW, ws*ws, C)
         windows = self.attn(windows, q_global if self.attn.is_global else None)
         attn_nhwc = window_reverse(windows, ws, ws, h + pad_b, w + pad_r)
-        if pad_b or pad_r:
+        if is_tracing() or pad_b or pad_r:
             attn_nhwc = attn_nhwc[:, :h, :w]
         x_nhwc = x_nhwc + self.drop_path(self._scale(attn_nhwc, self.gamma1))
         return x_nhwc + self.drop_path(self._scale(self.mlp(self.norm2(x_nhwc)), self.gamma2))
@@ -317,9 +316,10 @@ class GCViT(PyramidBackbone):
                  window_size: Union[int, Sequence[int]] = 24,
                  global_query_split: str = 'channels_last',
                  pretrain_img_size: int = 224,
-                 qkv_bias: bool = True) -> None:
+                 qkv_bias: bool = True,
+                 pretrained: Optional[str] = None) -> None:
         super().__init__(arch, in_channels, out_indices, drop_path_rate, frozen_stages, norm_eval, with_cp,
-                         init_cfg)
+                         init_cfg, pretrained=pretrained)
         settings = self.arch_settings
         dims = [int(settings['embed_dims']) * 2 ** i for i in range(self.num_stages)]
         depths, num_heads = tuple(settings['depths']), tuple(settings['num_heads'])
@@ -334,6 +334,7 @@ class GCViT(PyramidBackbone):
             raise ValueError(f'GCViT: global_query_split {global_query_split!r} is not one of '
                              f'{GLOBAL_QUERY_SPLITS}')
         self.embed_dims = dims
+        self.out_channels = tuple(dims[i] for i in self.out_indices)
         self.window_size = windows
         self.pretrain_window_size = tuple(settings.get('pretrain_window_size', (7, 7, 14, 7)))
         self.layer_scale = settings.get('layer_scale')

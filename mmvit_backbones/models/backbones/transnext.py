@@ -21,6 +21,7 @@ from torch import nn
 
 from mmvit_backbones.models.layers.drop import DropPath, drop_path_schedule
 from mmvit_backbones.models.layers.init import init_vit_weights
+from mmvit_backbones.models.layers.tracing import is_capturing
 from mmvit_backbones.ops.aggregated_attention import (aggregated_attention, length_scaled_attention,
                                                       local_padding_mask)
 from mmvit_backbones.ops.log_cpb import BiasGeometry, PoolBias, bias_geometry, evaluate_cpb
@@ -97,7 +98,7 @@ class CosineAttentionBase(nn.Module):
         """The continuous position bias at this input size. Inference reuses the MLP output while the
         bias table and the MLP's parameters are unchanged (their in-place version counters are part
         of the key, so loading weights or an optimizer step invalidates it)."""
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or is_capturing():  # a graph recomputes it (no version-counter key)
             self._cpb_cache = None
             return PoolBias(evaluate_cpb(self.cpb_fc1, self.cpb_fc2, geometry), geometry)
         params = (self.cpb_fc1.weight, self.cpb_fc1.bias, self.cpb_fc2.weight, self.cpb_fc2.bias)
@@ -107,8 +108,8 @@ class CosineAttentionBase(nn.Module):
         return PoolBias(self._cpb_cache[1], geometry)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, _ = x.shape
-        return x.view(b, n, -1, self.head_dim).transpose(1, 2)  # (B, h, N, d)
+        b, n, c = x.shape
+        return x.view(b, n, c // self.head_dim, self.head_dim).transpose(1, 2)  # (B, h, N, d); B may be 0
 
     def scale_queries(self, q_norm: torch.Tensor, length_scale: torch.Tensor) -> torch.Tensor:
         """Eq. 7: ``(q_norm + query_embedding) * softplus(temperature) * log(N_keys)`` (no 1/sqrt(d))."""
@@ -255,9 +256,10 @@ class TransNeXt(PyramidBackbone):
                  pos_bias_mode: str = 'interpolate',
                  img_size: int = 800,
                  pretrain_size: int = 224,
-                 attn_impl: str = 'fast') -> None:
+                 attn_impl: str = 'fast',
+                 pretrained: Optional[str] = None) -> None:
         super().__init__(arch, in_channels, out_indices, drop_path_rate, frozen_stages, norm_eval, with_cp,
-                         init_cfg)
+                         init_cfg, pretrained=pretrained)
         if pos_bias_mode not in POS_BIAS_MODES:
             raise ValueError(f'TransNeXt: pos_bias_mode must be one of {POS_BIAS_MODES}, got {pos_bias_mode!r}')
         if attn_impl not in ('fast', 'reference'):
@@ -276,6 +278,7 @@ class TransNeXt(PyramidBackbone):
             raise ValueError(f'TransNeXt: sr_ratios {sr_ratios} must be > 1 in stages 1-3 (aggregated '
                              f'attention) and 1 in stage 4 (full attention)')
         self.embed_dims, self.depths, self.sr_ratios = dims, depths, sr_ratios
+        self.out_channels = tuple(dims[i] for i in self.out_indices)
         self.pos_bias_mode = pos_bias_mode
         self.img_size = img_size
         self.pretrain_size = pretrain_size
@@ -326,6 +329,9 @@ class TransNeXt(PyramidBackbone):
         return StageContext(size, pool_size, torch.log(torch.tensor(float(pool_len), device=device)), None,
                             geometry)
 
+    # torch.compile runs this at trace time and bakes the result in (it depends on the sizes only); the
+    # compiled graph is then specialised to the input size (compile with dynamic=False)
+    @torch.compiler.assume_constant_result
     def _contexts_for(self, size: Size, device: torch.device) -> List[StageContext]:
         key = (size, str(device))
         if key not in self._contexts:
@@ -351,7 +357,7 @@ class TransNeXt(PyramidBackbone):
             assert size == ctx.size, f'stage {i} size {size} != expected {ctx.size}'
             x = self.run_blocks(getattr(self, f'block{i + 1}'), x, ctx)
             x = getattr(self, f'norm{i + 1}')(x)
-            x = x.transpose(1, 2).reshape(x.shape[0], -1, *size).contiguous()  # normalised map feeds the next stage
+            x = x.transpose(1, 2).unflatten(2, size).contiguous()  # (B, C, H, W) feeds the next stage
             if i in self.out_indices:
                 outs[i] = x
         return tuple(outs[i] for i in self.out_indices)

@@ -35,6 +35,7 @@ from ..layers.drop import DropPath, drop_path_schedule
 from ..layers.init import init_vit_weights
 from ..layers.mlp import Mlp
 from ..layers.padding import pad_nchw, pad_nhwc
+from ..layers.tracing import is_tracing
 from ..layers.windows import window_partition, window_reverse
 from .base import PyramidBackbone
 
@@ -118,7 +119,7 @@ class GlobalSubsampledAttention(nn.Module):
             kv_tokens = self.norm(self.sr(x_nchw).flatten(2).transpose(1, 2))  # (B, N / sr^2, C)
         else:
             kv_tokens = tokens
-        k, v = self.kv(kv_tokens).reshape(b, -1, 2, heads, c // heads).permute(2, 0, 3, 1, 4)
+        k, v = self.kv(kv_tokens).reshape(b, kv_tokens.shape[1], 2, heads, c // heads).permute(2, 0, 3, 1, 4)
         out = attention(q, k, v, impl=self.attn_impl)
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
@@ -149,6 +150,8 @@ class LocallyGroupedAttention(nn.Module):
 
     def key_mask(self, h: int, w: int, pad_b: int, pad_r: int, device: torch.device) -> Optional[torch.Tensor]:
         """Bool ``(nW, 1, 1, ws*ws)``, True for real keys, or None when nothing is masked (cached)."""
+        if is_tracing():
+            return self._traced_key_mask(h, w, pad_b, pad_r, device) if self.mask_mode != 'none' else None
         masked = (pad_b > 0 or pad_r > 0) if self.mask_mode == 'correct' else \
             (pad_b > 0 and pad_r > 0) if self.mask_mode == 'official' else False
         if not masked:
@@ -163,6 +166,17 @@ class LocallyGroupedAttention(nn.Module):
             self._mask_cache[key] = window_partition(real, ws, ws).reshape(-1, 1, 1, ws * ws)
         return self._mask_cache[key]
 
+    def _traced_key_mask(self, h, w, pad_b, pad_r, device: torch.device) -> torch.Tensor:
+        """:meth:`key_mask` without branches on the (traced) sizes: the mask is always built, all True
+        where nothing is masked, so one exported graph serves every input size."""
+        ws = self.window_size
+        rows = torch.arange(h + pad_b, device=device) < h
+        cols = torch.arange(w + pad_r, device=device) < w
+        real = rows[:, None] & cols[None, :]
+        if self.mask_mode == 'official':  # masked only when both sides are padded
+            real = real | ~((~rows).any() & (~cols).any())
+        return window_partition(real[None, :, :, None], ws, ws).reshape(-1, 1, 1, ws * ws)
+
     def forward(self, tokens: torch.Tensor, hw: HW) -> torch.Tensor:
         b, n, c = tokens.shape
         h, w = hw
@@ -170,7 +184,7 @@ class LocallyGroupedAttention(nn.Module):
         x_nhwc, pad_b, pad_r = pad_nhwc(tokens.reshape(b, h, w, c), ws, ws)
         hp, wp = x_nhwc.shape[1:3]
         windows = window_partition(x_nhwc, ws, ws)  # (B*nW, ws*ws, C)
-        q, k, v = self.qkv(windows).reshape(-1, ws * ws, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+        q, k, v = self.qkv(windows).reshape(windows.shape[0], ws * ws, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
         mask = self.key_mask(h, w, pad_b, pad_r, tokens.device)
         if mask is not None:
             mask = mask.expand(b, -1, -1, -1, -1).reshape(-1, 1, 1, ws * ws)  # (B*nW, 1, 1, ws*ws)
@@ -238,9 +252,10 @@ class TwinsBackbone(PyramidBackbone):
                  with_cp: bool = False,
                  init_cfg=None,
                  lsa_mask: str = 'correct',
-                 attn_impl: str = 'sdpa') -> None:
+                 attn_impl: str = 'sdpa',
+                 pretrained: Optional[str] = None) -> None:
         super().__init__(arch, in_channels, out_indices, drop_path_rate, frozen_stages, norm_eval, with_cp,
-                         init_cfg)
+                         init_cfg, pretrained=pretrained)
         if lsa_mask not in LSA_MASK_MODES:
             raise ValueError(f'{type(self).__name__}: lsa_mask {lsa_mask!r} unknown; expected one of {LSA_MASK_MODES}')
         if attn_impl not in ATTN_IMPLS:
@@ -251,6 +266,7 @@ class TwinsBackbone(PyramidBackbone):
                 raise ValueError(f'{type(self).__name__}: arch {key} {arch[key]} must have {self.num_stages} entries')
         window_sizes = arch['window_sizes']
         self.embed_dims = list(arch['embed_dims'])
+        self.out_channels = tuple(self.embed_dims[i] for i in self.out_indices)
         self.lsa_mask = lsa_mask
         rates = drop_path_schedule(self.drop_path_rate, arch['depths'])
 
@@ -285,7 +301,7 @@ class TwinsBackbone(PyramidBackbone):
             if j == 0:
                 tokens = stage.pos_block(tokens, hw)
         tokens = stage.norm(tokens)
-        return tokens.transpose(1, 2).reshape(tokens.shape[0], -1, *hw)
+        return tokens.transpose(1, 2).unflatten(2, hw)  # (B, C, H, W); B may be 0
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)

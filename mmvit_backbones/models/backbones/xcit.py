@@ -14,7 +14,7 @@ into strides 4/8/16/32 by :class:`~mmvit_backbones.models.layers.pyramid.SimpleP
 """
 import math
 from collections import OrderedDict
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,7 @@ from ..layers.drop import DropPath
 from ..layers.init import init_vit_weights
 from ..layers.mlp import Mlp
 from ..layers.pyramid import SimplePyramid
+from ..layers.tracing import is_capturing
 from .base import PyramidBackbone
 
 STRIDES = (4, 8, 16, 32)
@@ -73,7 +74,13 @@ class ConvPatchEmbed(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Channels-last convolutions are faster (oneDNN, tensor cores) and leave the output already in
         # token order: the (B, N, C) view of it needs no copy.
-        return self.convs(x.contiguous(memory_format=torch.channels_last))  # (B, C, ceil(H/p), ceil(W/p))
+        x = x.contiguous(memory_format=torch.channels_last)
+        if is_capturing():  # mmcv's conv-bn folding sets and deletes `conv.forward`, which graphs cannot replay
+            for layer in self.convs:
+                x = layer.norm(layer.conv(x))
+                x = layer.activate(x) if layer.with_activation else x
+            return x
+        return self.convs(x)  # (B, C, ceil(H/p), ceil(W/p))
 
 
 class FourierPositionEncoding(nn.Module):
@@ -96,7 +103,8 @@ class FourierPositionEncoding(nn.Module):
     def fourier_features(self, h: int, w: int, device: torch.device) -> torch.Tensor:
         """``(h * w, 2 * hidden_dim)`` features, y frequencies first, (sin, cos) interleaved."""
         key = (h, w, str(device))
-        if key in self._cache:
+        capturing = is_capturing()  # graph capture: computed in the graph, never cached (traced sizes)
+        if not capturing and key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
         eps, scale = 1e-6, 2 * math.pi
@@ -114,6 +122,8 @@ class FourierPositionEncoding(nn.Module):
         pos_y = encode(y)[:, None, :].expand(h, w, self.hidden_dim)
         pos_x = encode(x)[None, :, :].expand(h, w, self.hidden_dim)
         feats = torch.cat((pos_y, pos_x), dim=2).reshape(h * w, 2 * self.hidden_dim)
+        if capturing:
+            return feats
         self._cache[key] = feats
         if len(self._cache) > self.max_cached_sizes:
             self._cache.popitem(last=False)
@@ -231,7 +241,7 @@ class XCABlock(nn.Module):
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         x = self.residual(x, self.gamma1, self.attn(self.norm1(x)))
         x = self.residual(x, self.gamma3, self.local_mp(self.norm3(x), hw))
-        if torch.is_grad_enabled() or x.shape[1] <= self.mlp_chunk_tokens:
+        if torch.is_grad_enabled() or x.shape[1] <= self.mlp_chunk_tokens or is_capturing():
             return self.residual(x, self.gamma2, self.mlp(self.norm2(x)))
         # Inference: the MLP is token-wise, so running it on token blocks gives the same result while
         # its 4x-wide hidden activations (the largest tensors of a block) exist for one block at a time.
@@ -275,9 +285,10 @@ class XCiT(PyramidBackbone):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  init_cfg: Union[dict, List[dict], None] = None,
-                 norm_cfg: dict = dict(type='BN', requires_grad=True)) -> None:
+                 norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 pretrained: Optional[str] = None) -> None:
         super().__init__(arch, in_channels, out_indices, drop_path_rate, frozen_stages, norm_eval, with_cp,
-                         init_cfg)
+                         init_cfg, pretrained=pretrained)
         settings = self.arch_settings
         self.embed_dims = int(settings['embed_dims'])
         self.depth = int(settings['depth'])

@@ -15,7 +15,6 @@ the bottom/right (a transposed conv with kernel = stride is local, so the kept p
 and pooling uses ``ceil_mode`` so a trailing partial window still yields a row/column. Where the
 image size is a multiple of 32 this is exactly the authors' adapter.
 """
-import math
 from collections import OrderedDict
 from typing import List, Optional, Sequence, Tuple
 
@@ -23,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from torch import nn
+
+from .tracing import is_capturing, is_tracing
 
 
 class ConvTranspose2x2(nn.ConvTranspose2d):
@@ -45,6 +46,10 @@ class ConvTranspose2x2(nn.ConvTranspose2d):
         return F.conv_transpose2d(x, self.weight, self.bias, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if is_capturing():  # graph capture: one op, no loops over the batch and rows of this size
+            return self.reference_forward(x)
+        if x.shape[0] == 0:  # empty batch: the loop below would not run, so nothing would reach autograd
+            return self.reference_forward(x)
         b, c_in, h, w = x.shape
         c_out = self.out_channels
         # (C_in, C_out, 2, 2) -> rows ordered (o, a, b): (4 * C_out, C_in)
@@ -121,8 +126,9 @@ class SimplePyramid(nn.Module):
         for feat, index in zip(feats, self.out_indices):
             out = self.levels[str(index)](feat)
             stride = self.out_strides[index]
-            h, w = math.ceil(image_size[0] / stride), math.ceil(image_size[1] / stride)
-            if out.shape[-2] != h or out.shape[-1] != w:
+            # ceil as (a + s - 1) // s: exporters map floor division of negative sizes to truncation
+            h, w = (image_size[0] + stride - 1) // stride, (image_size[1] + stride - 1) // stride
+            if is_tracing() or out.shape[-2] != h or out.shape[-1] != w:
                 out = out[..., :h, :w]
             outs.append(out)
         return outs

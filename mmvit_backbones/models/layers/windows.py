@@ -12,5 +12,6 @@ def window_partition(x_nhwc: torch.Tensor, window_h: int, window_w: int) -> torc
 def window_reverse(windows: torch.Tensor, window_h: int, window_w: int, h: int, w: int) -> torch.Tensor:
     """Inverse of :func:`window_partition`: ``(B*nW, window_h*window_w, C)`` -> ``(B, H, W, C)``."""
     c = windows.shape[-1]
-    x = windows.view(-1, h // window_h, w // window_w, window_h, window_w, c)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, h, w, c)
+    b = windows.shape[0] // ((h // window_h) * (w // window_w))  # explicit, so an empty batch reshapes too
+    x = windows.view(b, h // window_h, w // window_w, window_h, window_w, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)

@@ -1,0 +1,23 @@
+"""Which kind of graph capture is running, so that eager-only shortcuts can step aside.
+
+Eager forwards use a few shape-keyed caches and Python branches on sizes (skip a zero padding, chunk
+a large map, reuse a mask). Graph capture needs the opposite:
+
+* export (``torch.export`` / ``torch.onnx.export``, whose graphs take any size) and TorchScript
+  tracing record sizes as graph values but cannot keep Python branches and loop counts on them (an
+  exporter turns each into a guard that fails for other sizes), so an exported path is branch-free in
+  the sizes: always pad, even by zero; no row/token chunk loops; no cached tensors of one size;
+* ``torch.compile`` / ``torch.export`` (dynamo) cannot key a cache on version counters or data
+  pointers without a graph break, and fuses chunk loops away anyway.
+"""
+import torch
+
+
+def is_tracing() -> bool:
+    """True while an exporter or TorchScript tracing records a graph whose sizes are graph values."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+
+
+def is_capturing() -> bool:
+    """True under any graph capture: tracing (:func:`is_tracing`), ``torch.compile`` or ``torch.export``."""
+    return is_tracing() or torch.compiler.is_compiling()
