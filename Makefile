@@ -10,12 +10,16 @@ install:
 demo-data:
 	$(PY) tools/make_demo_data.py data/demo
 
-# Trains and evaluates a small Twins-SVT UperNet (mIoU), then a Mask R-CNN (COCO bbox/segm mAP) whose backbone
-# starts from the UperNet checkpoint through init_cfg=Pretrained (backbone.-prefixed keys). CPU, minutes.
+# The headline family on the embedded data (docs/demo.md): a small TransNeXt UperNet (mIoU), then DINO whose backbone
+# starts from the UperNet checkpoint through init_cfg=Pretrained (backbone.-prefixed keys), then the summary:
+# metrics beside their trivial baselines, curves, and where checkpoints, logs and pictures are. CPU, minutes.
+DEMO_SEG ?= work_dirs/demo_upernet
+DEMO_DET ?= work_dirs/demo_dino
 demo: install demo-data
-	$(PY) tools/train.py configs/demo/upernet_twins_demo.py --work-dir work_dirs/demo_upernet
-	$(PY) tools/train.py configs/demo/mask_rcnn_twins_demo.py --work-dir work_dirs/demo_mask_rcnn --cfg-options \
-		model.backbone.init_cfg.type=Pretrained model.backbone.init_cfg.checkpoint=work_dirs/demo_upernet/iter_600.pth
+	$(PY) tools/train.py configs/demo/upernet_transnext_demo.py --work-dir $(DEMO_SEG)
+	$(PY) tools/train.py configs/demo/dino_transnext_demo.py --work-dir $(DEMO_DET) --cfg-options \
+		model.backbone.init_cfg.type=Pretrained model.backbone.init_cfg.checkpoint=$$(cat $(DEMO_SEG)/last_checkpoint)
+	$(PY) tools/demo_summary.py --seg-work-dir $(DEMO_SEG) --det-work-dir $(DEMO_DET) --data-root data/demo
 
 # XCiT's 35 configs each run a loss and a predict step (about 4 extra minutes on 2 cores).
 test: install
