@@ -1,0 +1,1 @@
+"""Analysis tools (FLOPs, receptive fields, attention maps); import the submodule you need."""

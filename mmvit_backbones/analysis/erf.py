@@ -1,0 +1,110 @@
+"""Effective receptive field (ERF) of a backbone stage, as in RepLKNet (Ding et al., CVPR 2022, Sec. 4.2).
+
+For each image, the gradient of the centre pixel of a stage's output (summed over channels) with
+respect to the input image; its absolute value summed over the input channels is the contribution
+of every input pixel. The maps are averaged over images and shown log-scaled in [0, 1] (as RepLKNet's
+``visualize_erf.py``, but relative to the maximum, so that the picture does not depend on the
+gradients' absolute scale: three decades below the maximum map to 0), where a wider bright area
+means a larger ERF.
+"""
+import glob
+import os.path as osp
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
+
+
+def load_images(folder: Optional[str], num: int, size: int = 224, seed: int = 0) -> torch.Tensor:
+    """``(num, 3, size, size)`` normalised images: the first ``num`` images of ``folder`` (searched
+    recursively, resized), or, without a folder, smooth random images (fixed ``seed``)."""
+    if folder:
+        from PIL import Image
+        paths = sorted(p for p in glob.glob(osp.join(folder, '**', '*'), recursive=True)
+                       if p.lower().endswith(IMAGE_EXTENSIONS))
+        if not paths:
+            raise FileNotFoundError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) under {folder!r}')
+        arrays = [np.asarray(Image.open(p).convert('RGB').resize((size, size), Image.BILINEAR), dtype=np.float32)
+                  for p in paths[:num]]
+        images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 255.0
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        coarse = torch.rand(num, 3, size // 16, size // 16, generator=generator)
+        images = torch.nn.functional.interpolate(coarse, size=(size, size), mode='bicubic', align_corners=False)
+        images = (images + 0.05 * torch.randn(images.shape, generator=generator)).clamp(0, 1)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+def effective_receptive_field(model: nn.Module, images: torch.Tensor, stage: int) -> np.ndarray:
+    """Mean over ``images`` of ``sum_c |d relu(out[stage][:, :, h/2, w/2]).sum() / d image|``: ``(H, W)``.
+
+    ``stage`` indexes the model's outputs (``out_indices`` order). The model runs in eval mode.
+    """
+    model.eval()
+    total = None
+    for image in images:
+        x = image[None].clone().requires_grad_(True)
+        outs = model(x)
+        if not -len(outs) <= stage < len(outs):
+            raise ValueError(f'stage {stage} out of range for {len(outs)} outputs')
+        feat = outs[stage]
+        h, w = feat.shape[-2:]
+        centre = F.relu(feat[:, :, h // 2, w // 2]).sum()  # RepLKNet: ReLU (a normalised map sums to 0)
+        (grad, ) = torch.autograd.grad(centre, x)
+        score = grad.abs().sum(dim=(0, 1)).detach()  # (H, W), summed over input channels
+        total = score if total is None else total + score
+    return (total / len(images)).numpy()
+
+
+DISPLAY_DECADES = 3
+
+
+def erf_display(score: np.ndarray) -> np.ndarray:
+    """``log10(1 + 10^3 * score / max(score)) / log10(1 + 10^3)``: 1 at the maximum, 0 where nothing
+    contributes (RepLKNet's ``log10(score + 1)`` after scaling the maximum to 10^3)."""
+    scale = 10.0 ** DISPLAY_DECADES
+    relative = score / max(float(score.max()), np.finfo(np.float64).tiny)
+    return np.log10(1 + scale * relative) / np.log10(1 + scale)
+
+
+def erf_area_ratios(score: np.ndarray,
+                    thresholds: Sequence[float] = (0.2, 0.3, 0.5, 0.99)) -> List[Tuple[float, float]]:
+    """RepLKNet's ``analyze_erf`` numbers: for each threshold t, the side ratio of the smallest centred
+    square holding ``t`` of the total contribution (high-contribution area ratio)."""
+    data = score / score.sum()
+    h, w = data.shape
+    cy, cx = h // 2, w // 2
+    ratios = []
+    for t in thresholds:
+        for r in range(1, max(h, w)):
+            if data[max(0, cy - r):cy + r + 1, max(0, cx - r):cx + r + 1].sum() >= t:
+                break
+        ratios.append((t, min(1.0, (2 * r + 1) / min(h, w))))
+    return ratios
+
+
+def save_erf_png(score: np.ndarray, path: str, title: str = '', dpi: int = 100) -> str:
+    """Write the ERF heatmap (display scaling, colour bar) to ``path`` (matplotlib, Agg backend)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.2, 3.6), dpi=dpi)
+    im = ax.imshow(erf_display(score), cmap='RdYlGn', vmin=0.0, vmax=1.0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=7)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label='contribution (log scale, 3 decades)')
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,311 @@
+"""FLOPs of backbones and whole models through :class:`mmengine.analysis.FlopAnalyzer`.
+
+"FLOPs" here are multiply-accumulates (MACs), the unit the papers of all five families call "GFLOPs".
+The analyzer traces the model with ``torch.jit`` and counts each aten op with a handle; this module
+only adds handles for what mmengine does not count and defines the counting *rules*:
+
+``'all'``
+    Every multiply-accumulate of attention is counted: mmengine's default handles (which already
+    count ``matmul``/``bmm``/``einsum``, so explicit ``q @ k^T`` and ``attn @ v`` are in), plus
+    ``scaled_dot_product_attention`` (not counted by mmengine or fvcore), and TransNeXt's
+    aggregated attention is traced through its reference path so that its 3x3 local logits and
+    values are matmuls rather than uncounted element-wise products.
+    This is also what fvcore (and mmengine/mmpretrain) report on the authors' code, which writes
+    attention as explicit matmuls.
+``'mmcv1'``
+    mmcv 1.x ``get_model_complexity_info`` (what ``get_flops.py`` of mmdet 2.x / mmseg 0.x ran): a
+    ptflops-style module counter. Convolutions (with their bias), linears, norms (x2 when affine),
+    ReLU-type activations, pooling and upsampling are counted; no matmul, bmm, einsum or attention.
+``'mmcv1+attn'``
+    mmcv 1.x plus the attention matmuls added back (CrossFormer's detection ``get_flops.py`` adds the
+    ``flops()`` its backbone computes for the attention that mmcv skips).
+
+Which rule each family's authors used is in :data:`AUTHORS_RULES` (see docs/flops.md for the
+evidence and the published figures each rule reproduces).
+"""
+import contextlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+
+import torch
+from mmengine.analysis import FlopAnalyzer
+from mmengine.analysis.complexity_analysis import _DEFAULT_SUPPORTED_FLOP_OPS
+from mmengine.analysis.jit_handles import get_shape, prod
+from torch import nn
+
+RULES = ('all', 'mmcv1', 'mmcv1+attn')
+
+# The rule each family's published figures follow (docs/flops.md: evidence and reproduced rows).
+# 'classification' is the ImageNet table at 224x224, 'dense' the detection/segmentation tables.
+AUTHORS_RULES: Dict[str, Dict[str, str]] = {
+    'gcvit': dict(classification='all', dense='mmcv1'),
+    'twins': dict(classification='mmcv1', dense='all'),
+    'crossformer': dict(classification='all', dense='mmcv1+attn'),
+    'xcit': dict(classification='all', dense='all'),
+    'transnext': dict(classification='all', dense='all'),
+}
+
+ATTENTION_OPS = ('aten::scaled_dot_product_attention', 'aten::matmul', 'aten::bmm', 'aten::einsum')
+
+
+# ----------------------------------------------------------------------------------- handles
+def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> Counter:
+    """``scaled_dot_product_attention(q, k, v)``: ``q @ k^T`` plus ``attn @ v``.
+
+    With q ``(..., L, E)``, k ``(..., S, E)``, v ``(..., S, Ev)``: ``prod(...) * L * S * (E + Ev)``
+    MACs (the softmax, scale and mask are element-wise and not counted, as for explicit matmuls).
+    Broadcast batch dimensions count at their broadcast size.
+    """
+    q, k, v = (get_shape(t) for t in inputs[:3])
+    if q is None or k is None or v is None:
+        raise ValueError(f'scaled_dot_product_attention: q, k, v shapes must be known, got {q}, {k}, {v}')
+    batch = torch.broadcast_shapes(tuple(q[:-2]), tuple(k[:-2]), tuple(v[:-2]))
+    length, source, dim, dim_v = q[-2], k[-2], q[-1], v[-1]
+    return Counter({'attention': prod(batch) * length * source * (dim + dim_v)})
+
+
+def _matmul_as_attention(inputs: List[Any], outputs: List[Any]) -> Counter:
+    """Generic matmul/bmm MACs under the name ``attention`` (output elements x contraction)."""
+    contraction = get_shape(inputs[0])[-1]  # (..., n, k) @ (..., k, m): k MACs per output element
+    return Counter({'attention': prod(get_shape(outputs[0])) * contraction})
+
+
+def _einsum_as_attention(inputs: List[Any], outputs: List[Any]) -> Counter:
+    from mmengine.analysis.jit_handles import einsum_flop_jit
+    return Counter({'attention': einsum_flop_jit(inputs, outputs)})
+
+
+def _numel(scale: float, index: int = 0, of_output: bool = False):
+    def handle(inputs: List[Any], outputs: List[Any]) -> int:
+        shape = get_shape(outputs[0] if of_output else inputs[index])
+        return int(scale * prod(shape))
+    return handle
+
+
+def _mmcv1_conv(inputs: List[Any], outputs: List[Any]) -> Counter:
+    """mmcv 1.x conv: kernel MACs per output position, plus one add per output element for the bias
+    (transposed: per *input* position; its bias term uses ``out_h * out_h``, an mmcv 1.x quirk)."""
+    x, w, out = get_shape(inputs[0]), get_shape(inputs[1]), get_shape(outputs[0])
+    transposed = inputs[6].toIValue()
+    has_bias = get_shape(inputs[2]) is not None
+    if transposed:
+        macs = x[0] * prod(x[2:]) * prod(w)
+        bias = out[1] * out[0] * out[2] * out[2] if has_bias and len(out) == 4 else 0
+    else:
+        macs = out[0] * prod(out[2:]) * prod(w)
+        bias = prod(out) if has_bias else 0
+    return Counter({'conv': macs + bias})
+
+
+def _mmcv1_norm(affine_index: int):
+    def handle(inputs: List[Any], outputs: List[Any]) -> int:
+        affine = get_shape(inputs[affine_index]) is not None
+        return prod(get_shape(inputs[0])) * (2 if affine else 1)
+    return handle
+
+
+def rule_handles(rule: str) -> Dict[str, Optional[Any]]:
+    """Op handles that ``rule`` puts on top of mmengine's defaults (``None``: the op is not counted)."""
+    if rule not in RULES:
+        raise ValueError(f'FLOPs rule {rule!r} is not one of {RULES}')
+    attention = {
+        'aten::scaled_dot_product_attention': sdpa_flop_jit,
+        'aten::matmul': _matmul_as_attention,
+        'aten::bmm': _matmul_as_attention,
+        'aten::einsum': _einsum_as_attention,
+    }
+    if rule == 'all':
+        return attention
+    handles: Dict[str, Optional[Any]] = {op: None for op in ATTENTION_OPS}
+    if rule == 'mmcv1+attn':
+        handles.update(attention)
+    handles.update({
+        'aten::_convolution': _mmcv1_conv,
+        'aten::batch_norm': _mmcv1_norm(1),
+        'aten::layer_norm': _mmcv1_norm(2),
+        'aten::group_norm': _mmcv1_norm(2),
+        'aten::instance_norm': _mmcv1_norm(1),
+        'aten::relu': _numel(1, of_output=True),
+        'aten::relu_': _numel(1, of_output=True),
+        'aten::leaky_relu': _numel(1, of_output=True),
+        'aten::elu': _numel(1, of_output=True),
+        'aten::prelu': _numel(1, of_output=True),
+        'aten::hardtanh': _numel(1, of_output=True),  # ReLU6
+        'aten::max_pool2d': _numel(1),
+        'aten::avg_pool2d': _numel(1),
+        'aten::adaptive_avg_pool2d': _numel(1),
+        'aten::adaptive_max_pool2d': _numel(1),
+        'aten::upsample_nearest2d': _numel(1, of_output=True),
+        'aten::upsample_bilinear2d': _numel(1, of_output=True),
+        'aten::grid_sampler': None,
+    })
+    return handles
+
+
+# -------------------------------------------------------------------------------- counting
+@contextlib.contextmanager
+def traceable_attention(model: nn.Module) -> Iterator[nn.Module]:
+    """Route TransNeXt's aggregated attention through its reference path while counting.
+
+    The reference path computes the same outputs with matmuls (``F.unfold`` neighbourhoods), so its
+    3x3 local attention is counted; the fast path's nine shifted element-wise products are not.
+    """
+    from mmvit_backbones.models.backbones.transnext import AggregatedAttention
+    changed = [m for m in model.modules() if isinstance(m, AggregatedAttention) and m.attn_impl != 'reference']
+    for m in changed:
+        m.attn_impl = 'reference'
+    try:
+        yield model
+    finally:
+        for m in changed:
+            m.attn_impl = 'fast'
+
+
+@dataclass
+class FlopCount:
+    """A model's MACs under one rule, in total, per operator and per module."""
+    rule: str
+    total: int
+    by_operator: Dict[str, int] = field(default_factory=dict)
+    by_module: Dict[str, int] = field(default_factory=dict)
+
+    def module(self, prefix: str) -> int:
+        """MACs of the submodule ``prefix`` (``''`` is the whole model)."""
+        return self.by_module.get(prefix, 0)
+
+
+def count_flops(model: nn.Module, inputs: Union[torch.Tensor, Tuple[Any, ...]], rule: str = 'all') -> FlopCount:
+    """Count the MACs of ``model(*inputs)`` under ``rule`` (one of :data:`RULES`).
+
+    The model is traced in eval mode under ``torch.no_grad()``; its training flag is restored.
+    """
+    inputs = (inputs, ) if isinstance(inputs, torch.Tensor) else tuple(inputs)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), traceable_attention(model):
+            analyzer = FlopAnalyzer(model, inputs)
+            handles = dict(_DEFAULT_SUPPORTED_FLOP_OPS, **rule_handles(rule))
+            analyzer.clear_op_handles().set_op_handle(**{op: h for op, h in handles.items() if h is not None})
+            analyzer.unsupported_ops_warnings(False)
+            analyzer.uncalled_modules_warnings(False)
+            analyzer.tracer_warnings('none')
+            total = analyzer.total()
+            by_operator = dict(analyzer.by_operator())
+            by_module = dict(analyzer.by_module())
+    finally:
+        model.train(was_training)
+    return FlopCount(rule, int(total), by_operator, by_module)
+
+
+# --------------------------------------------------------------------------- whole models
+class DenseModelForward(nn.Module):
+    """The dummy forward the mmdet 2.x / mmseg 0.x ``get_flops.py`` counted, on an mmdet 3 / mmseg 1 model.
+
+    * two-stage detectors: backbone, neck, RPN head, then the RoI head on 1000 proposals: box heads on
+      all of them, mask heads on the first 100 (cascade: every stage, as mmdet 2.x ``forward_dummy``);
+    * other detectors and segmentors: ``model(inputs, data_samples, mode='tensor')`` (mmseg: decode head
+      only, no auxiliary head, as mmseg's ``forward_dummy``).
+
+    The wrapped model is the child ``model``, so per-module counts read ``model.backbone`` etc.
+    """
+
+    num_proposals = 1000
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def data_samples(self, inputs: torch.Tensor) -> list:
+        h, w = inputs.shape[-2:]
+        meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w), batch_input_shape=(h, w),
+                    scale_factor=(1.0, 1.0))
+        try:
+            from mmdet.structures import DetDataSample
+            sample_cls = DetDataSample
+        except ImportError:  # a segmentor only needs the meta
+            from mmengine.structures import BaseDataElement as sample_cls
+        if type(self.model).__module__.startswith('mmseg'):
+            from mmseg.structures import SegDataSample as sample_cls
+        return [sample_cls(metainfo=meta) for _ in range(inputs.shape[0])]
+
+    def proposals(self, inputs: torch.Tensor) -> list:
+        from mmengine.structures import InstanceData
+        h, w = inputs.shape[-2:]
+        g = torch.Generator().manual_seed(0)
+        xy = torch.rand(self.num_proposals, 2, generator=g) * torch.tensor([w * 0.75, h * 0.75])
+        wh = torch.rand(self.num_proposals, 2, generator=g) * torch.tensor([w * 0.25, h * 0.25]) + 4
+        boxes = torch.cat([xy, xy + wh], dim=1).to(inputs.device)
+        return [InstanceData(bboxes=boxes) for _ in range(inputs.shape[0])]
+
+    def forward(self, inputs: torch.Tensor):
+        model = self.model
+        samples = self.data_samples(inputs)
+        if getattr(model, 'with_rpn', False) and hasattr(model, 'roi_head'):
+            x = model.extract_feat(inputs)
+            outs = tuple(model.rpn_head(x))
+            roi_head = model.roi_head
+            if hasattr(roi_head, 'num_stages'):  # cascade: mmdet 2.x forward_dummy, not mmdet 3's forward
+                return outs + self.cascade_dummy(roi_head, x, self.proposals(inputs))
+            return outs + tuple(roi_head.forward(x, self.proposals(inputs), samples))
+        return model(inputs, samples, mode='tensor')
+
+    def cascade_dummy(self, roi_head: nn.Module, x, proposals: list) -> tuple:
+        """mmdet 2.x ``CascadeRoIHead.forward_dummy``: every stage's box head on all proposals (no
+        refinement between stages), every stage's mask head on the first 100 RoIs. (mmdet 3's ``forward``
+        runs the mask heads on all 1000 RoIs, about 3x the whole model.)"""
+        from mmdet.structures.bbox import bbox2roi
+        rois = bbox2roi([p.bboxes for p in proposals])
+        outs = ()
+        for stage in range(roi_head.num_stages):
+            results = roi_head._bbox_forward(stage, x, rois)
+            outs += (results['cls_score'], results['bbox_pred'])
+        if roi_head.with_mask:
+            for stage in range(roi_head.num_stages):
+                outs += (roi_head._mask_forward(stage, x, rois[:100])['mask_preds'], )
+        return outs
+
+
+# ---------------------------------------------------------------- ImageNet-table comparisons
+# Constructor arguments that give each family its ImageNet geometry at 224x224 (the dense defaults differ).
+IMAGENET_SETTINGS: Dict[str, dict] = {
+    'GCViT': dict(window_size=(7, 7, 14, 7)),  # dense: 24 in every stage
+    'CrossFormer++': dict(group_size=(4, 4, 14, 7), interval=(4, 2, 1, 1)),  # dense: G=7, I=(8, 4, 2, 1)
+    'TransNeXt': dict(pos_bias_mode='extrapolate'),  # bias evaluated on the actual grid, as in classification
+}
+# Modules of the dense backbones that the ImageNet models do not have.
+DENSE_ONLY_MODULES: Dict[str, Tuple[str, ...]] = {'XCiT': ('pyramid', )}
+NUM_CLASSES = 1000
+
+
+def imagenet_settings(backbone_type: str, arch: str) -> dict:
+    key = 'CrossFormer++' if backbone_type == 'CrossFormer' and arch.startswith('pp-') else backbone_type
+    return dict(IMAGENET_SETTINGS.get(key, {}))
+
+
+def imagenet_only_macs(backbone: nn.Module, tokens: int) -> int:
+    """MACs of the ImageNet-only layers absent from the dense backbone, counted analytically.
+
+    Every family: the classifier, ``C_last * 1000``. XCiT also has two class-attention blocks on the
+    ``tokens + 1`` tokens: the ``qkv`` projection of all tokens, the class token's attention
+    (``q . k`` and ``attn @ v``: ``2 C (tokens + 1)``), its output projection and MLP.
+    Final norms and pooling are element-wise (a few M) and left out.
+    """
+    channels = max(getattr(backbone, 'out_channels', None) or (backbone.embed_dims, ))
+    macs = channels * NUM_CLASSES
+    if type(backbone).__name__ == 'XCiT':
+        c, n = backbone.embed_dims, tokens + 1
+        per_block = n * c * 3 * c + 2 * c * n + c * c + 2 * int(backbone.mlp_ratio * c) * c
+        macs += 2 * per_block
+    return macs
+
+
+def imagenet_flops(backbone: nn.Module, rule: str, img_size: int = 224) -> Tuple[int, FlopCount]:
+    """The figure comparable to a paper's ImageNet table: the backbone at ``img_size`` under ``rule``,
+    minus its dense-only modules, plus :func:`imagenet_only_macs`. Returns ``(macs, count)``."""
+    count = count_flops(backbone, torch.randn(1, backbone.in_channels, img_size, img_size), rule)
+    name = type(backbone).__name__
+    dense_only = sum(count.module(m) for m in DENSE_ONLY_MODULES.get(name, ()))
+    stride = getattr(backbone, 'patch_size', 32) if name == 'XCiT' else 32
+    return count.total - dense_only + imagenet_only_macs(backbone, (img_size // stride)**2), count
