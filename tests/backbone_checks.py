@@ -14,6 +14,20 @@ from mmengine.registry import MODELS as ROOT_MODELS
 STRIDES = (4, 8, 16, 32)
 
 
+# The smallest arch of each family that keeps every kind of block it has (tests that only need the code path).
+TINY_ARCHS = {
+    'GCViT': dict(embed_dims=8, depths=(2, 1, 1, 1), num_heads=(1, 1, 2, 2), mlp_ratio=2, layer_scale=1e-5),
+    'TwinsPCPVT': dict(embed_dims=(8, 16, 16, 16), depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1),
+                       mlp_ratios=(2, 2, 2, 2), sr_ratios=(8, 4, 2, 1)),
+    'TwinsSVT': dict(embed_dims=(8, 16, 16, 16), depths=(2, 1, 1, 1), num_heads=(1, 1, 1, 1),
+                     mlp_ratios=(2, 2, 2, 2), sr_ratios=(8, 4, 2, 1), window_sizes=(7, 7, 7, 7),
+                     norm_after_stage=True),
+    'CrossFormer': dict(embed_dims=16, depths=(2, 1, 1, 1), num_heads=(1, 1, 1, 1)),
+    'XCiT': dict(embed_dims=16, depth=4, num_heads=1, patch_size=16, tap_blocks=(0, 1, 2, 3)),
+    'TransNeXt': dict(embed_dims=(8, 16, 16, 16), depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1)),
+}
+
+
 def build_in_scope(scope: str, cfg: dict):
     """Build ``cfg`` from the registry of ``scope`` ('mmdet' or 'mmseg'), as a config would."""
     if scope == 'mmdet':

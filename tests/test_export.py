@@ -18,20 +18,11 @@ pytest.importorskip('onnxruntime', reason='the export extra (pip install "mmvit_
 pytest.importorskip('onnxscript', reason='the export extra (pip install "mmvit_backbones[export]") is not installed')
 
 from mmvit_backbones.onnx_export import default_check_sizes, export_onnx, onnx_parity  # noqa: E402
+from backbone_checks import TINY_ARCHS  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOL = 1e-4
-ARCHS = {
-    'GCViT': dict(embed_dims=8, depths=(2, 1, 1, 1), num_heads=(1, 1, 2, 2), mlp_ratio=2, layer_scale=1e-5),
-    'TwinsPCPVT': dict(embed_dims=(8, 16, 16, 16), depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1),
-                       mlp_ratios=(2, 2, 2, 2), sr_ratios=(8, 4, 2, 1)),
-    'TwinsSVT': dict(embed_dims=(8, 16, 16, 16), depths=(2, 1, 1, 1), num_heads=(1, 1, 1, 1),
-                     mlp_ratios=(2, 2, 2, 2), sr_ratios=(8, 4, 2, 1), window_sizes=(7, 7, 7, 7),
-                     norm_after_stage=True),
-    'CrossFormer': dict(embed_dims=16, depths=(2, 1, 1, 1), num_heads=(1, 1, 1, 1)),
-    'XCiT': dict(embed_dims=16, depth=4, num_heads=1, patch_size=16, tap_blocks=(0, 1, 2, 3)),
-    'TransNeXt': dict(embed_dims=(8, 16, 16, 16), depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1)),
-}
+ARCHS = TINY_ARCHS
 
 
 EXPORTABLE = ['GCViT', 'TwinsPCPVT', 'XCiT']
