@@ -2,8 +2,7 @@
 sizes other than the export size (one not divisible by 32), and the CLI works.
 
 Reduced-depth archs keep the export fast; every kind of block of a family is kept (GC ViT local and
-global windows). TwinsSVT, CrossFormer and TransNeXt do not export yet (docs/export_compile.md says
-why), so they are not in ``EXPORTABLE``.
+global windows, SVT LSA and GSA, CrossFormer SDA and LDA, TransNeXt aggregated and full attention).
 """
 import json
 import os.path as osp
@@ -17,7 +16,8 @@ from mmengine.registry import MODELS
 pytest.importorskip('onnxruntime', reason='the export extra (pip install "mmvit_backbones[export]") is not installed')
 pytest.importorskip('onnxscript', reason='the export extra (pip install "mmvit_backbones[export]") is not installed')
 
-from mmvit_backbones.onnx_export import default_check_sizes, export_onnx, onnx_parity  # noqa: E402
+from mmvit_backbones.onnx_export import (default_check_sizes, default_export_shape, export_onnx,  # noqa: E402
+                                         onnx_parity)
 from backbone_checks import TINY_ARCHS  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -25,22 +25,19 @@ TOL = 1e-4
 ARCHS = TINY_ARCHS
 
 
-EXPORTABLE = ['GCViT', 'TwinsPCPVT', 'XCiT']
-
-
-def export_size(model):
-    """224, or 31 above the smallest size one graph holds for (CrossFormer: 225)."""
-    return max(224, getattr(model, 'export_min_input_size', 0) + 31)
+EXPORTABLE = ['GCViT', 'TwinsPCPVT', 'TwinsSVT', 'CrossFormer', 'XCiT', 'TransNeXt']
 
 
 @pytest.mark.parametrize('type_name', EXPORTABLE)
 def test_onnx_dynamic_shapes_match_pytorch(type_name, tmp_path):
     model = MODELS.build(dict(type=type_name, arch=ARCHS[type_name])).eval()
     model.init_weights()
-    size = export_size(model)
-    path = export_onnx(model, str(tmp_path / f'{type_name}.onnx'), (size, size))
-    sizes = default_check_sizes((size, size))
-    assert sizes[0] != (size, size) and any(s % 32 for s in sizes[1])
+    shape = default_export_shape(model)  # 224; 256 where a stage map must span two windows (SVT, CrossFormer)
+    path = export_onnx(model, str(tmp_path / f'{type_name}.onnx'), shape)
+    sizes = default_check_sizes(shape)
+    assert sizes[0] != shape and any(s % 32 for s in sizes[1])
+    if not hasattr(model, 'export_min_input_size'):  # a size whose last stage is one window (SVT exports at 2)
+        sizes.append((100, 131))
     rows = onnx_parity(model, path, sizes, batch=1) + onnx_parity(model, path, sizes[:1], batch=3)
     for row in rows:
         assert row['max_rel_error'] <= TOL, f"{type_name} at {row['size']} (batch {row['batch']}): {row}"
@@ -68,6 +65,12 @@ def test_export_rejects_bad_arguments(tmp_path):
     cross = MODELS.build(dict(type='CrossFormer', arch=ARCHS['CrossFormer']))
     with pytest.raises(ValueError, match=r'\[225, 4096\]'):  # smaller maps use another grouping
         export_onnx(cross, str(tmp_path / 'y.onnx'), (224, 224))
+    svt = MODELS.build(dict(type='TwinsSVT', arch=ARCHS['TwinsSVT']))
+    with pytest.raises(ValueError, match=r'\[225, 4096\].*one window'):  # 224: the last stage is one 7x7 window
+        export_onnx(svt, str(tmp_path / 's.onnx'), (224, 224))
     with pytest.raises(ValueError, match='exporter'):
         export_onnx(model, str(tmp_path / 'z.onnx'), (64, 64), exporter='onnxscript')
+    extrapolate = MODELS.build(dict(type='TransNeXt', arch=ARCHS['TransNeXt'], pos_bias_mode='extrapolate'))
+    with pytest.raises(NotImplementedError, match="pos_bias_mode='extrapolate' does not export"):
+        export_onnx(extrapolate, str(tmp_path / 't.onnx'))
     torch.manual_seed(0)

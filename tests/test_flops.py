@@ -144,3 +144,34 @@ def test_published_upernet_flops():
     count = count_flops(model, torch.randn(1, 3, 512, 512), AUTHORS_RULES['twins']['dense'])
     assert abs(count.total / 1e9 - 234) <= 0.02 * 234, f'{count.total / 1e9:.2f} G'
     assert count.module('model.backbone') < count.total
+
+
+FAMILIES = ('gcvit', 'twins', 'crossformer', 'xcit', 'transnext')
+
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_metafile_flops_match_docs(family):
+    """Each metafile entry gives Metadata.FLOPs (GMACs, authors' rule) with its input size, at the size of the
+    family's tables (COCO 1280x800; ADE20K 512x2048, Twins 512x512), and docs/flops.md's per-config table and
+    the family's model-zoo table show that figure; an entry without one is listed "not measured" there."""
+    import re
+
+    import yaml
+    text = (ROOT / 'configs' / family / 'metafile.yml').read_text()
+    flops_md = (ROOT / 'docs' / 'flops.md').read_text().splitlines()
+    zoo = (ROOT / 'docs' / f'{family}.md').read_text()
+    for m in yaml.safe_load(text)['Models']:
+        md = m['Metadata']
+        expected = {'COCO': '1280x800', 'ADE20K': '512x512' if family == 'twins' else '512x2048'}[md['Training Data']]
+        rows = [line for line in flops_md if f"`{m['Name']}`" in line and f'| {expected} |' in line]
+        assert len(rows) == 1, f"{m['Name']}: {len(rows)} rows at {expected} in docs/flops.md's per-config table"
+        entry = re.search(rf"^  - Name: {re.escape(m['Name'])}$(.*?)(?=^  - Name: |\Z)", text, re.M | re.S).group(1)
+        line = re.search(r'^      FLOPs: ([0-9.]+)  # (\d+x\d+)$', entry, re.M)
+        if 'FLOPs' not in md:
+            assert line is None and '| not measured |' in rows[0], f"{m['Name']}: no FLOPs in the metafile"
+            continue
+        assert isinstance(md['FLOPs'], float) and line, f"{m['Name']}: FLOPs {md['FLOPs']!r} without '# HxW'"
+        assert line.group(2) == expected, f"{m['Name']}: FLOPs at {line.group(2)}, the family's tables use {expected}"
+        figure = f"{md['FLOPs']:.2f}"
+        assert f'| {figure} (' in rows[0], f"{m['Name']}: {figure} G, docs/flops.md says {rows[0]}"
+        assert figure in zoo, f"{m['Name']}: {figure} not in docs/{family}.md"

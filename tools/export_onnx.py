@@ -1,12 +1,13 @@
 """Export a backbone to ONNX with dynamic batch, height and width, and check it with onnxruntime.
 
-    python tools/export_onnx.py TransNeXt:tiny --out transnext_tiny.onnx
+    python tools/export_onnx.py TwinsSVT:small --out twins_svt_s.onnx     # example 256x256 (see --shape)
     python tools/export_onnx.py GCViT:tiny --checkpoint gcvit_tiny.pth --shape 512 512 --out gcvit.onnx
     python tools/export_onnx.py XCiT:small-12-p16 --out xcit.onnx --check 640x480 333x517
 
 The graph has one input ``input`` (B, C, H, W) and one output ``feat<i>`` per stage of ``out_indices``
-(NCHW, strides 4/8/16/32). It is exported with ``torch.onnx.export(dynamo=True)`` (needs ``onnx``,
-``onnxscript``; ``pip install "mmvit_backbones[export]"``), or the TorchScript exporter for GC ViT.
+(NCHW, strides 4/8/16/32). It is exported through ``torch.export`` and ``torch.onnx.export(dynamo=True)``
+(needs ``onnx``, ``onnxscript``; ``pip install "mmvit_backbones[export]"``), or the TorchScript exporter
+for GC ViT.
 Unless ``--no-check``, onnxruntime (CPU)
 runs it at two sizes other than the export size (one not divisible by 32), and the tool exits with
 an error if the features differ from PyTorch's by more than ``--tolerance`` (max abs error relative to
@@ -22,8 +23,9 @@ def parse_args(argv=None):
     parser.add_argument('backbone', help='TYPE:ARCH, e.g. TransNeXt:tiny, TwinsSVT:small, XCiT:small-12-p16')
     parser.add_argument('--checkpoint', help='weights loaded as init_cfg=Pretrained (path or URL); random if omitted')
     parser.add_argument('--out', required=True, help='the .onnx file to write')
-    parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'),
-                        help='example input size for the export (default 224 224)')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help='example input size for the export (default 224 224; 256 256 for TwinsSVT and '
+                        'CrossFormer, whose stage maps must span two windows)')
     parser.add_argument('--batch', type=int, default=2, help='example batch (>= 2, the batch stays dynamic)')
     parser.add_argument('--opset', type=int, default=18)
     parser.add_argument('--exporter', choices=['dynamo', 'torchscript'],
@@ -39,13 +41,14 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     # heavy imports after parsing, so --help answers at once
-    from mmvit_backbones.onnx_export import build_backbone, default_check_sizes, export_onnx, onnx_parity
+    from mmvit_backbones.onnx_export import (build_backbone, default_check_sizes, default_export_shape, export_onnx,
+                                             onnx_parity)
 
     kwargs = {}
     if args.out_indices:
         kwargs['out_indices'] = tuple(args.out_indices)
     model = build_backbone(args.backbone, args.checkpoint, **kwargs)
-    shape = tuple(args.shape)
+    shape = tuple(args.shape) if args.shape else default_export_shape(model)
     export_onnx(model, args.out, shape, batch=args.batch, opset=args.opset, exporter=args.exporter)
     print(f'exported {args.backbone} ({"random weights" if not args.checkpoint else args.checkpoint}) '
           f'at {shape[0]}x{shape[1]} to {args.out} (dynamic batch, H, W; opset {args.opset})')

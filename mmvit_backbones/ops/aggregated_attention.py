@@ -26,6 +26,9 @@ from typing import Callable, Tuple
 import torch
 import torch.nn.functional as F
 
+from mmvit_backbones.models.layers.tracing import is_exporting
+from mmvit_backbones.ops.export_helpers import float32_region
+
 Size = Tuple[int, int]
 # bias(r0, r1) -> (heads, r1 - r0, W, pool_h, pool_w): the pooled-path bias of query rows r0:r1
 PoolBiasFn = Callable[[int, int], torch.Tensor]
@@ -74,10 +77,12 @@ def aggregated_attention(q_scaled: torch.Tensor, q_norm: torch.Tensor, k_local: 
     if impl not in ('fast', 'reference'):
         raise ValueError(f"aggregated_attention: impl must be 'fast' or 'reference', got {impl!r}")
     dtype = v_local.dtype  # q_scaled is float32 in a bf16/fp16 model (times the float32 length scale)
-    with torch.autocast(device_type=q_scaled.device.type, enabled=False):
+    with float32_region(q_scaled.device.type):
         args = [t.float() for t in (q_scaled, q_norm, k_local, v_local, k_pool, v_pool, local_bias,
                                     learnable_tokens, learnable_bias)]
-        fn = _reference if impl == 'reference' else (_fast_train if torch.is_grad_enabled() else _fast_infer)
+        # export: the single-shot path (the inference row-block loop would fix the sizes)
+        fast = _fast_train if torch.is_grad_enabled() or is_exporting() else _fast_infer
+        fn = _reference if impl == 'reference' else fast
         out = fn(*args, size=size, pool_size=pool_size, padding_mask=padding_mask, pool_bias=pool_bias)
     return out.to(dtype)
 
@@ -103,25 +108,38 @@ def _reference(q_scaled, q_norm, k_local, v_local, k_pool, v_pool, local_bias, t
 
 
 def _local_logits(q_scaled, k_local, local_bias, padding_mask, size):
-    """``(B, h, H, W, 9)`` 3x3 logits from nine shifted views of the zero-padded keys."""
+    """``(B, h, H, W, 9)`` contiguous 3x3 logits from nine shifted views of the zero-padded keys."""
     b, h, _, d = q_scaled.shape
     hh, ww = size
     q5 = q_scaled.view(b, h, hh, ww, d)
     k_pad = F.pad(k_local.view(b, h, hh, ww, d), (0, 0, 1, 1, 1, 1))
-    logits = torch.stack([(q5 * k_pad[:, :, dy:dy + hh, dx:dx + ww]).sum(-1) for dy, dx in OFFSETS], dim=-1)
+    if torch.is_grad_enabled() or is_exporting():
+        logits = torch.stack([(q5 * k_pad[:, :, dy:dy + hh, dx:dx + ww]).sum(-1) for dy, dx in OFFSETS], dim=-1)
+    else:  # inference: one product buffer reused for the nine offsets (no fresh allocation per offset)
+        product = torch.empty_like(q5)
+        by_offset = q5.new_empty(LOCAL, b, h, hh, ww)
+        for i, (dy, dx) in enumerate(OFFSETS):
+            torch.mul(q5, k_pad[:, :, dy:dy + hh, dx:dx + ww], out=product)
+            torch.sum(product, dim=-1, out=by_offset[i])
+        logits = by_offset.permute(1, 2, 3, 4, 0)
     logits = logits + local_bias.view(h, 1, 1, LOCAL)
-    return logits.masked_fill(padding_mask.view(hh, ww, LOCAL), float('-inf'))
+    return logits.masked_fill(padding_mask.view(hh, ww, LOCAL), float('-inf')).contiguous()
 
 
 def _local_values(weights, v_local, size, out):
-    """``out + sum_n weights_n * v_n`` over the nine shifted views of the zero-padded values."""
+    """``out + sum_n weights_n * v_n`` over the nine shifted views of the zero-padded values (adds into
+    ``out``, which must be a fresh tensor of the caller's)."""
     b, h, _, d = v_local.shape
     hh, ww = size
     v_pad = F.pad(v_local.view(b, h, hh, ww, d), (0, 0, 1, 1, 1, 1))
-    weights = weights.view(b, h, hh, ww, LOCAL)
+    by_offset = weights.view(b, h, hh, ww, LOCAL).permute(4, 0, 1, 2, 3).unsqueeze(-1).contiguous()  # (9, ..., 1)
     out = out.view(b, h, hh, ww, d)
+    if is_exporting():  # export: out of place (an in-place add through a view is slow to functionalise)
+        for i, (dy, dx) in enumerate(OFFSETS):
+            out = out + by_offset[i] * v_pad[:, :, dy:dy + hh, dx:dx + ww]
+        return out.reshape(b, h, hh * ww, d)
     for i, (dy, dx) in enumerate(OFFSETS):
-        out = out + weights[..., i:i + 1] * v_pad[:, :, dy:dy + hh, dx:dx + ww]
+        out.addcmul_(by_offset[i], v_pad[:, :, dy:dy + hh, dx:dx + ww])
     return out.view(b, h, hh * ww, d)
 
 
@@ -131,10 +149,13 @@ def _fast_train(q_scaled, q_norm, k_local, v_local, k_pool, v_pool, local_bias, 
     hh, ww = size
     ph, pw = pool_size
     local = _local_logits(q_scaled, k_local, local_bias, padding_mask, size)
-    # nine zero keys/values in front: columns 0..8 of the logits hold the local logits, one softmax
-    logits = q_scaled @ F.pad(k_pool, (0, 0, LOCAL, 0)).transpose(-2, -1)  # (B, h, N, 9 + P)
-    logits[..., :LOCAL] += local.view(b, h, n, LOCAL)
-    logits[..., LOCAL:].view(b, h, hh, ww, ph, pw).add_(pool_bias(0, hh))
+    if is_exporting():  # export: no in-place add through a view whose strides are symbolic
+        pooled = q_scaled @ k_pool.transpose(-2, -1) + pool_bias(0, hh).reshape(h, n, ph * pw)
+        logits = torch.cat([local.view(b, h, n, LOCAL), pooled], dim=-1)
+    else:  # nine zero keys/values in front: columns 0..8 of the logits hold the local logits, one softmax
+        logits = q_scaled @ F.pad(k_pool, (0, 0, LOCAL, 0)).transpose(-2, -1)  # (B, h, N, 9 + P)
+        logits[..., :LOCAL] += local.view(b, h, n, LOCAL)
+        logits[..., LOCAL:].view(b, h, hh, ww, ph, pw).add_(pool_bias(0, hh))
     attn = logits.softmax(dim=-1)
     x = attn @ F.pad(v_pool, (0, 0, LOCAL, 0))
     weights = q_norm @ tokens + token_bias + attn[..., :LOCAL]
@@ -176,7 +197,7 @@ def length_scaled_attention(q_scaled: torch.Tensor, k: torch.Tensor, v: torch.Te
     Returns the dtype of ``v``.
     """
     dtype = v.dtype
-    with torch.autocast(device_type=q_scaled.device.type, enabled=False):
+    with float32_region(q_scaled.device.type):
         out = F.scaled_dot_product_attention(q_scaled.float(), k.float(), v.float(),
                                              attn_mask=bias.float().unsqueeze(0), scale=1.0)
     return out.to(dtype)

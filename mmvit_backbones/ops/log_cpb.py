@@ -31,6 +31,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from mmvit_backbones.models.layers.tracing import is_exporting
+from mmvit_backbones.ops.export_helpers import float32_region, linear_taps_closed_form, weighted_gather
+
 Size = Tuple[int, int]
 
 
@@ -39,8 +42,9 @@ class AxisTaps:
     """Where the bias of one axis comes from: ``values`` unique offsets; output ``(q, k)`` reads
     ``sum_t weight[q, k, t] * table[index[q, k, t]]``."""
     values: torch.Tensor  # (U,) float32, log-spaced unique offsets
-    index: torch.Tensor  # (Q, K, T) int64 into values
+    index: torch.Tensor  # (Q, K, T) int64 into values (int32 once on a device, see bias_geometry)
     weight: torch.Tensor  # (Q, K, T) float32
+    offsets: Optional[torch.Tensor] = None  # (Q*K,) bag starts of the flat index (on a device only)
 
 
 def pooled_key_coords(query_len: int, key_len: int) -> torch.Tensor:
@@ -85,6 +89,33 @@ def axis_taps(query_len: int, key_len: int, pretrain_len: int,
     return AxisTaps(values, index.flatten(2).contiguous(), weight.flatten(2).contiguous())
 
 
+def traced_axis_taps(query_len, key_len, pretrain_len: int, table_query_len: int, table_key_len: int,
+                     device=None) -> AxisTaps:
+    """:func:`axis_taps` in interpolation mode for export, where ``query_len``/``key_len`` are graph values.
+
+    The unique offsets and the inverse index depend only on the fixed table sizes: they are computed in
+    NumPy (the same float32 arithmetic as :func:`axis_taps`) and enter the graph as constants, so no
+    ``torch.unique`` is recorded; only the bilinear taps are built from the sizes
+    (:func:`~mmvit_backbones.ops.export_helpers.linear_taps_closed_form`).
+    """
+    import numpy as np
+    tq, tk = table_query_len, table_key_len
+    a = np.arange(tk)
+    start, end = a * tq // tk, ((a + 1) * tq + tk - 1) // tk
+    k = ((start + end - 1) / 2).astype(np.float32)  # bin means of arange(tq): half-integers, exact
+    q = np.arange(tq, dtype=np.float32)
+    offsets = (q[:, None] - k[None, :]) / np.float32(pretrain_len - 1) * np.float32(8)
+    values, inverse = np.unique(offsets.reshape(-1), return_inverse=True)
+    values = torch.tensor(values, dtype=torch.float32, device=device)
+    values = torch.sign(values) * torch.log2(values.abs() + 1.0) / math.log2(8)
+    inverse = torch.tensor(inverse.reshape(tq, tk), dtype=torch.int64, device=device)
+    qi, qw = linear_taps_closed_form(tq, query_len, device)  # (Q, 2)
+    ki, kw = linear_taps_closed_form(tk, key_len, device)  # (K, 2)
+    index = inverse[qi[:, None, :, None], ki[None, :, None, :]]  # (Q, K, 2, 2)
+    weight = qw[:, None, :, None] * kw[None, :, None, :]
+    return AxisTaps(values, index.flatten(2), weight.flatten(2))
+
+
 @dataclass
 class BiasGeometry:
     """Size-only data of one stage's bias: per-axis taps for h and w (on a device)."""
@@ -103,17 +134,37 @@ def bias_geometry(query_size: Size, key_size: Size, pretrain_size: int, table_si
     ``table_size`` is the stage's query side at the authors' ``img_size`` (interpolation mode) or
     ``None`` (extrapolation mode); ``pretrain_size`` is the stage's query side at pre-training.
     """
+    if is_exporting():
+        return _traced_bias_geometry(query_size, key_size, pretrain_size, table_size, sr_ratio, device)
     taps = []
     for axis in range(2):
         if table_size is None:
             t = axis_taps(query_size[axis], key_size[axis], pretrain_size)
         else:
             t = axis_taps(query_size[axis], key_size[axis], pretrain_size, table_size, table_size // sr_ratio)
-        taps.append(AxisTaps(t.values.to(device), t.index.to(device), t.weight.to(device)))
+        # int32 indices take embedding_bag's fbgemm path on CPU (about 3.5x faster than int64)
+        q, k, n_taps = t.index.shape
+        offsets = torch.arange(0, q * k * n_taps, n_taps, dtype=torch.int32, device=device)  # cached with the rest
+        taps.append(AxisTaps(t.values.to(device), t.index.to(device, torch.int32), t.weight.to(device), offsets))
     vh, vw = taps[0].values, taps[1].values
     table = torch.stack(torch.meshgrid(vw, vh, indexing='ij')[::-1], dim=-1).reshape(-1, 2)  # (dh, dw)
     table_key = (pretrain_size, sr_ratio) + ((table_size, ) if table_size else (tuple(query_size), tuple(key_size)))
     return BiasGeometry(tuple(query_size), tuple(key_size), taps[0], taps[1], table, table_key + (str(device), ))
+
+
+def _traced_bias_geometry(query_size, key_size, pretrain_size: int, table_size: Optional[int], sr_ratio: int,
+                          device: torch.device) -> BiasGeometry:
+    """:func:`bias_geometry` for export: sizes are graph values, no cache, no ``torch.unique``."""
+    if table_size is None:
+        raise NotImplementedError("TransNeXt with pos_bias_mode='extrapolate' does not export to ONNX (its bias "
+                                  "table has one row per unique offset of the input size, a data-dependent "
+                                  "count); expected pos_bias_mode='interpolate'")
+    taps = [traced_axis_taps(query_size[i], key_size[i], pretrain_size, table_size, table_size // sr_ratio, device)
+            for i in range(2)]
+    vh, vw = taps[0].values, taps[1].values
+    table = torch.stack(torch.meshgrid(vw, vh, indexing='ij')[::-1], dim=-1).reshape(-1, 2)  # (dh, dw)
+    return BiasGeometry(tuple(query_size), tuple(key_size), taps[0], taps[1], table,
+                        (pretrain_size, sr_ratio, table_size, str(device)))
 
 
 class PoolBias:
@@ -131,19 +182,27 @@ class PoolBias:
         (_, w), (kh, kw) = g.query_size, g.key_size
         # step 2+3 along w: (W*kw, heads*U_h) = taps over the unique w offsets
         table_w = mlp_out.view(uw, uh, heads).transpose(1, 2).reshape(uw, heads * uh)
-        along_w = F.embedding_bag(g.taps_w.index.view(-1, g.taps_w.index.shape[-1]), table_w,
-                                  per_sample_weights=g.taps_w.weight.view(-1, g.taps_w.weight.shape[-1]).to(
-                                      table_w.dtype), mode='sum')
+        if is_exporting():  # export: a gather and a weighted sum (no bag offsets of one size)
+            along_w = weighted_gather(g.taps_w.index.flatten(0, 1), table_w, g.taps_w.weight.flatten(0, 1))
+        else:
+            along_w = F.embedding_bag(g.taps_w.index.view(-1), table_w, g.taps_w.offsets,
+                                      per_sample_weights=g.taps_w.weight.view(-1).to(table_w.dtype), mode='sum')
         # rows indexed by u_h: (U_h, heads * W * kw)
         self.table_h = along_w.view(w * kw, heads, uh).permute(2, 1, 0).reshape(uh, heads * w * kw)
         self.index_h = g.taps_h.index  # (H, kh, T)
+        self.offsets_h = g.taps_h.offsets  # (H*kh,): a prefix serves any block of query rows
         self.weight_h = g.taps_h.weight.to(table_w.dtype)
         self.w, self.kh, self.kw = w, kh, kw
 
     def __call__(self, r0: int, r1: int) -> torch.Tensor:
-        taps = self.index_h.shape[-1]
-        rows = F.embedding_bag(self.index_h[r0:r1].reshape(-1, taps), self.table_h,
-                               per_sample_weights=self.weight_h[r0:r1].reshape(-1, taps), mode='sum')
+        if is_exporting():
+            rows = weighted_gather(self.index_h[r0:r1].flatten(0, 1), self.table_h,
+                                   self.weight_h[r0:r1].flatten(0, 1))
+            rows = rows.view(r1 - r0, self.kh, self.heads, self.w, self.kw)
+            return rows.permute(2, 0, 3, 1, 4)
+        rows = F.embedding_bag(self.index_h[r0:r1].reshape(-1), self.table_h,
+                               self.offsets_h[:(r1 - r0) * self.kh],
+                               per_sample_weights=self.weight_h[r0:r1].reshape(-1), mode='sum')
         rows = rows.view(r1 - r0, self.kh, self.heads, self.w, self.kw)
         return rows.permute(2, 0, 3, 1, 4)  # (heads, R, W, kh, kw)
 
@@ -167,7 +226,7 @@ def evaluate_cpb(fc1: nn.Linear, fc2: nn.Linear, geometry: BiasGeometry) -> torc
     With autograd the MLP is recomputed in the backward pass instead of storing its
     ``(U_h * U_w, 512)`` hidden layer; without autograd it runs in row chunks.
     """
-    with torch.autocast(device_type=fc1.weight.device.type, enabled=False):
+    with float32_region(fc1.weight.device.type):
         table = geometry.table.to(fc1.weight.dtype)
         if torch.is_grad_enabled() and fc1.weight.requires_grad:
             mlp_out = checkpoint(_mlp, fc1, fc2, table, use_reentrant=False)

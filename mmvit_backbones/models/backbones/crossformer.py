@@ -35,6 +35,7 @@ from torch import nn
 
 from ..layers.drop import DropPath, drop_path_schedule
 from ..layers.init import init_vit_weights
+from ..layers.linear import Linear
 from ..layers.mlp import Mlp
 from ..layers.padding import pad_nchw
 from ..layers.tracing import is_capturing, is_tracing
@@ -165,7 +166,8 @@ class GroupPlan(tuple):
 
 
 def _round_up(size: int, multiple: int) -> int:
-    return -(-size // multiple) * multiple
+    # not -(-size // multiple): exporters turn floor division of a negative size into truncation
+    return (size + multiple - 1) // multiple * multiple
 
 
 def plan_groups(h: int, w: int, group_size: int, interval: int, long_distance: bool, grouping: str) -> GroupPlan:
@@ -258,8 +260,8 @@ class GroupAttention(nn.Module):
             raise ValueError(f'GroupAttention: dim {dim} is not divisible by num_heads {num_heads}')
         self.num_heads = num_heads
         self.scale = (dim // num_heads)**-0.5
-        self.qkv = nn.Linear(dim, dim * 3)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, dim * 3)
+        self.proj = Linear(dim, dim)
         self.pos = DynamicPosBias(dim // 16, num_heads)
         self._table_cache: Dict[tuple, torch.Tensor] = {}
 

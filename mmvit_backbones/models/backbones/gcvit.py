@@ -24,6 +24,7 @@ from torch import nn
 from ...checkpoint.facts import GCVIT_GLOBAL_QUERY_SPLITS
 from ..layers.drop import DropPath, drop_path_schedule
 from ..layers.init import init_vit_weights
+from ..layers.linear import Linear
 from ..layers.mlp import Mlp
 from ..layers.padding import pad_nhwc
 from ..layers.tracing import is_tracing
@@ -155,9 +156,9 @@ class WindowAttention(nn.Module):
         self.head_dim = dim // num_heads
         self.window_size = window_size
         self.is_global = is_global
-        self.qkv = nn.Linear(dim, dim * (2 if is_global else 3), bias=qkv_bias)
+        self.qkv = Linear(dim, dim * (2 if is_global else 3), bias=qkv_bias)
         self.attn_drop = attn_drop
-        self.proj = nn.Linear(dim, dim)
+        self.proj = Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
         self.register_buffer('relative_position_index', relative_position_index(window_size), persistent=False)

@@ -33,6 +33,7 @@ from torch import nn
 
 from ..layers.drop import DropPath, drop_path_schedule
 from ..layers.init import init_vit_weights
+from ..layers.linear import Linear
 from ..layers.mlp import Mlp
 from ..layers.padding import pad_nchw, pad_nhwc
 from ..layers.tracing import is_tracing
@@ -88,8 +89,10 @@ class PosConv(nn.Module):
 
     def forward(self, tokens: torch.Tensor, hw: HW) -> torch.Tensor:
         b, n, c = tokens.shape
-        x_nchw = tokens.transpose(1, 2).reshape(b, c, *hw)
-        return (self.proj(x_nchw) + x_nchw).flatten(2).transpose(1, 2)
+        # the tokens are the channels-last layout of the map: oneDNN's convolutions run on that view
+        # many times faster than on an NCHW copy, and the result reads back as tokens without a copy
+        x_nchw = tokens.reshape(b, *hw, c).permute(0, 3, 1, 2)
+        return (self.proj(x_nchw) + x_nchw).permute(0, 2, 3, 1).reshape(b, n, c)
 
 
 class GlobalSubsampledAttention(nn.Module):
@@ -103,9 +106,9 @@ class GlobalSubsampledAttention(nn.Module):
         self.num_heads = num_heads
         self.sr_ratio = sr_ratio
         self.attn_impl = attn_impl
-        self.q = nn.Linear(embed_dims, embed_dims)
-        self.kv = nn.Linear(embed_dims, embed_dims * 2)
-        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.q = Linear(embed_dims, embed_dims)
+        self.kv = Linear(embed_dims, embed_dims * 2)
+        self.proj = Linear(embed_dims, embed_dims)
         if sr_ratio > 1:
             self.sr = nn.Conv2d(embed_dims, embed_dims, kernel_size=sr_ratio, stride=sr_ratio)
             self.norm = nn.LayerNorm(embed_dims, eps=EMBED_NORM_EPS)
@@ -115,7 +118,7 @@ class GlobalSubsampledAttention(nn.Module):
         heads = self.num_heads
         q = self.q(tokens).reshape(b, n, heads, c // heads).transpose(1, 2)  # (B, heads, N, d)
         if self.sr_ratio > 1:
-            x_nchw = tokens.transpose(1, 2).reshape(b, c, *hw)
+            x_nchw = tokens.reshape(b, *hw, c).permute(0, 3, 1, 2)  # channels-last view (see PosConv)
             kv_tokens = self.norm(self.sr(x_nchw).flatten(2).transpose(1, 2))  # (B, N / sr^2, C)
         else:
             kv_tokens = tokens
@@ -144,24 +147,29 @@ class LocallyGroupedAttention(nn.Module):
         self.window_size = window_size
         self.mask_mode = mask_mode
         self.attn_impl = attn_impl
-        self.qkv = nn.Linear(embed_dims, embed_dims * 3)
-        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.qkv = Linear(embed_dims, embed_dims * 3)
+        self.proj = Linear(embed_dims, embed_dims)
         self._mask_cache: Dict[tuple, Optional[torch.Tensor]] = {}
 
-    def key_mask(self, h: int, w: int, pad_b: int, pad_r: int, device: torch.device) -> Optional[torch.Tensor]:
-        """Bool ``(nW, 1, 1, ws*ws)``, True for real keys, or None when nothing is masked (cached)."""
+    def key_mask(self, h: int, w: int, pad_b: int, pad_r: int, device: torch.device,
+                 batch: int = 1) -> Optional[torch.Tensor]:
+        """Bool ``(batch*nW, 1, 1, ws*ws)``, True for real keys, or None when nothing is masked (cached
+        per map size and batch, so a forward at a seen size builds no mask)."""
         if is_tracing():
-            return self._traced_key_mask(h, w, pad_b, pad_r, device) if self.mask_mode != 'none' else None
+            if self.mask_mode == 'none':
+                return None
+            mask = self._traced_key_mask(h, w, pad_b, pad_r, device)
+            return mask.expand(batch, -1, -1, -1, -1).reshape(-1, *mask.shape[1:])
         masked = (pad_b > 0 or pad_r > 0) if self.mask_mode == 'correct' else \
             (pad_b > 0 and pad_r > 0) if self.mask_mode == 'official' else False
         if not masked:
             return None
-        key = (h, w, device)
+        key = (h, w, batch, device)
         if key not in self._mask_cache:
             if len(self._mask_cache) >= self.max_cached_masks:  # multi-scale training sees many sizes
                 self._mask_cache.clear()
             ws = self.window_size
-            real = torch.zeros(1, h + pad_b, w + pad_r, 1, dtype=torch.bool, device=device)
+            real = torch.zeros(batch, h + pad_b, w + pad_r, 1, dtype=torch.bool, device=device)
             real[:, :h, :w] = True
             self._mask_cache[key] = window_partition(real, ws, ws).reshape(-1, 1, 1, ws * ws)
         return self._mask_cache[key]
@@ -185,9 +193,7 @@ class LocallyGroupedAttention(nn.Module):
         hp, wp = x_nhwc.shape[1:3]
         windows = window_partition(x_nhwc, ws, ws)  # (B*nW, ws*ws, C)
         q, k, v = self.qkv(windows).reshape(windows.shape[0], ws * ws, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
-        mask = self.key_mask(h, w, pad_b, pad_r, tokens.device)
-        if mask is not None:
-            mask = mask.expand(b, -1, -1, -1, -1).reshape(-1, 1, 1, ws * ws)  # (B*nW, 1, 1, ws*ws)
+        mask = self.key_mask(h, w, pad_b, pad_r, tokens.device, batch=b)  # (B*nW, 1, 1, ws*ws) or None
         out = attention(q, k, v, mask, impl=self.attn_impl)  # (B*nW, heads, ws*ws, d)
         x_nhwc = window_reverse(out.transpose(1, 2).reshape(-1, ws * ws, c), ws, ws, hp, wp)
         return self.proj(x_nhwc[:, :h, :w].reshape(b, n, c))

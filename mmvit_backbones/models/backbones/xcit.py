@@ -24,6 +24,7 @@ from torch import nn
 
 from ..layers.drop import DropPath
 from ..layers.init import init_vit_weights
+from ..layers.linear import Linear
 from ..layers.mlp import Mlp
 from ..layers.pyramid import SimplePyramid
 from ..layers.tracing import is_capturing
@@ -176,8 +177,8 @@ class XCA(nn.Module):
             raise ValueError(f'XCA: dim {dim} is not divisible by num_heads {num_heads}')
         self.num_heads = num_heads
         self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
@@ -211,7 +212,7 @@ class LPI(nn.Module):
 class XCABlock(nn.Module):
     """XCA, LPI and MLP sub-layers, each pre-norm with layer scale and stochastic depth."""
 
-    mlp_chunk_tokens = 4096  # token block size of the MLP without autograd (see ``forward``)
+    mlp_chunk_tokens = 1024  # token block size of the MLP without autograd (see ``forward``)
 
     def __init__(self,
                  dim: int,

@@ -1,0 +1,78 @@
+"""Export-friendly forms of size-dependent pieces of TransNeXt's pooled path (ONNX, dynamic H and W).
+
+Each function equals the eager operator it replaces up to float summation order, and is built only
+from ``arange``, integer arithmetic, comparisons and matrix products on the (possibly symbolic)
+sizes, so ``torch.export`` records it for every size and ONNX has an op for every step:
+
+* :func:`adaptive_avg_pool2d_matmul` — ``F.adaptive_avg_pool2d(x, (oh, ow))`` as ``P_h @ x @ P_w^T``
+  (ONNX has no adaptive pooling with a dynamic output size);
+* :func:`linear_taps_closed_form` — the two taps of ``F.interpolate(mode='linear',
+  align_corners=False)`` from PyTorch's source-index formula (``ops/log_cpb.linear_taps`` reads them
+  off the operator applied to an identity, then ``topk``);
+* :func:`weighted_gather` — ``F.embedding_bag(index, table, per_sample_weights=weight, mode='sum')``
+  as a gather and a weighted sum;
+* :func:`float32_region` — ``torch.autocast(enabled=False)``, as no context while exporting outside
+  autocast (an autocast sub-graph slows the ONNX conversion).
+
+TransNeXt uses them while an exporter records a graph (``is_exporting()``); eager code is unchanged.
+"""
+import contextlib
+from typing import Tuple
+
+import torch
+
+from mmvit_backbones.models.layers.tracing import is_exporting
+
+
+def adaptive_pool_matrix(in_len: int, out_len: int, dtype: torch.dtype = torch.float32,
+                         device=None) -> torch.Tensor:
+    """``(out_len, in_len)`` averaging matrix of 1-d adaptive average pooling.
+
+    Bin ``a`` covers ``[floor(a * in / out), ceil((a + 1) * in / out))``, as PyTorch's kernel.
+    """
+    a = torch.arange(out_len, device=device)
+    start = (a * in_len) // out_len
+    end = ((a + 1) * in_len + out_len - 1) // out_len
+    i = torch.arange(in_len, device=device)
+    inside = (i[None, :] >= start[:, None]) & (i[None, :] < end[:, None])
+    return inside.to(dtype) / (end - start).to(dtype)[:, None]
+
+
+def adaptive_avg_pool2d_matmul(x_nchw: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
+    """``F.adaptive_avg_pool2d(x_nchw, output_size)`` as two matrix products (any, also symbolic, sizes)."""
+    h, w = x_nchw.shape[-2:]
+    p_h = adaptive_pool_matrix(h, output_size[0], x_nchw.dtype, x_nchw.device)  # (oh, H)
+    p_w = adaptive_pool_matrix(w, output_size[1], x_nchw.dtype, x_nchw.device)  # (ow, W)
+    return p_h @ x_nchw @ p_w.t()
+
+
+def linear_taps_closed_form(in_len: int, out_len: int, device=None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(index, weight)``, each ``(out_len, 2)``, of linear interpolation ``in_len -> out_len``
+    (``align_corners=False``): ``src = max((dst + 0.5) * in / out - 0.5, 0)``, taps ``floor(src)`` and
+    the next sample (the same one at the last), weights ``1 - frac`` and ``frac`` (PyTorch's
+    ``upsample_linear1d``). The tap order may differ from ``log_cpb.linear_taps``; the sums agree.
+    """
+    scale = in_len / out_len
+    src = ((torch.arange(out_len, device=device, dtype=torch.float32) + 0.5) * scale - 0.5).clamp_min(0)
+    i0 = src.floor().long().clamp_max(in_len - 1)
+    i1 = torch.minimum(i0 + 1, torch.full_like(i0, in_len - 1))
+    frac = (src - i0.float()).clamp(0, 1)
+    return torch.stack([i0, i1], -1), torch.stack([1 - frac, frac], -1)
+
+
+def weighted_gather(index: torch.Tensor, table: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``sum_t weight[n, t] * table[index[n, t]]``: ``(N, T)`` index/weight, ``(U, D)`` table -> ``(N, D)``.
+
+    Equals ``F.embedding_bag(index, table, per_sample_weights=weight, mode='sum')``.
+    """
+    rows = table.index_select(0, index.reshape(-1).long()).view(*index.shape, table.shape[-1])
+    return (rows * weight.to(table.dtype)[..., None]).sum(-2)
+
+
+def float32_region(device_type: str):
+    """``torch.autocast(device_type, enabled=False)``, or no context while an exporter records a graph
+    outside autocast: the region is float32 anyway, and ``torch.export`` would wrap it in an autocast
+    sub-graph that makes the ONNX conversion several times slower."""
+    if is_exporting() and not torch.is_autocast_enabled(device_type):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type, enabled=False)
