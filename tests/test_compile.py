@@ -62,3 +62,22 @@ def test_fullgraph_compile_matches_eager(type_name):
         assert _max_rel(g.detach(), e.detach()) <= TOL, f'{type_name} train: compiled features differ'
     assert _max_rel(x_comp.grad, x_eager.grad) <= TOL, f'{type_name}: compiled input gradient differs'
     torch._dynamo.reset()
+
+
+# 9 + 2x3 logits per query and head in every stage at 64x96: blocks of two query rows; tiles of 8 / 4 / 2 queries
+@pytest.mark.parametrize('block', [48 * 15, 8 * 15])
+def test_transnext_blocked_inference_compiles(monkeypatch, block):
+    """TransNeXt's inference attention in several blocks of rows, and in tiles of one row (the sizes a
+    detection input takes), compiles without a graph break and equals eager."""
+    from mmvit_backbones.ops import aggregated_attention as aa
+    monkeypatch.setattr(aa, 'ROW_BLOCK_ELEMENTS', block)
+    torch._dynamo.reset()
+    model = MODELS.build(dict(type='TransNeXt', arch=ARCHS['TransNeXt'], drop_path_rate=0.0)).eval()
+    model.init_weights()
+    x = torch.randn(1, 3, *SIZE)
+    with torch.no_grad():
+        expected = model(x)
+        got = torch.compile(model, fullgraph=True, dynamic=False, backend=BACKEND)(x)
+    for e, g in zip(expected, got):
+        assert _max_rel(g, e) <= TOL, 'TransNeXt blocked eval: compiled features differ from eager'
+    torch._dynamo.reset()

@@ -49,7 +49,8 @@ def test_fast_matches_reference_fp32_forward_backward(size, pool):
         torch.testing.assert_close(grads[1][k], grads[0][k], rtol=1e-4, atol=1e-5, msg=k)
 
 
-@pytest.mark.parametrize('block', [1 << 22, 1])  # one block, and one query row per block
+# one block; blocks of two query rows; tiles of 4, 4, 2 queries of one row; one query per block
+@pytest.mark.parametrize('block', [1 << 22, 2 * 3 * 15 * 20, 2 * 3 * 15 * 4, 1])
 def test_fast_inference_path_matches_reference(monkeypatch, block):
     monkeypatch.setattr(aa, 'ROW_BLOCK_ELEMENTS', block)
     tensors, bias = _inputs()
@@ -113,7 +114,7 @@ def _authors_style_bias(mlp_out_fn, query, key, pretrain, table, sr):
 
 
 @pytest.mark.parametrize('table', [None, 16])
-@pytest.mark.parametrize('query,sr', [((9, 13), 2), ((20, 12), 4), ((6, 6), 1)])
+@pytest.mark.parametrize('query,sr', [((9, 13), 2), ((20, 12), 4), ((6, 6), 1), ((16, 12), 4)])
 def test_lazy_bias_matches_full_table_interpolation(table, query, sr):
     torch.manual_seed(0)
     fc1, fc2 = torch.nn.Linear(2, 512), torch.nn.Linear(512, 3)
@@ -126,3 +127,12 @@ def test_lazy_bias_matches_full_table_interpolation(table, query, sr):
         torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
         rows = torch.cat([lazy(r, r + 1) for r in range(query[0])], dim=1)  # (h, H, W, kh, kw)
         torch.testing.assert_close(rows.reshape(ours.shape), ours)
+
+
+def test_axis_at_table_size_reads_one_tap():
+    """An axis whose query and key lengths equal the table's (e.g. TransNeXt at its ``img_size``) is an
+    identity resize: its zero-weight taps are dropped, the other axis keeps its four."""
+    geometry = bias_geometry((16, 12), (4, 3), 14, 16, 4, torch.device('cpu'))
+    assert geometry.taps_h.index.shape == (16, 4, 1) and bool((geometry.taps_h.weight == 1).all())
+    assert geometry.taps_w.index.shape == (12, 3, 4)
+    assert geometry.taps_h.offsets.tolist() == list(range(16 * 4))

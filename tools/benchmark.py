@@ -17,8 +17,10 @@ JSON together with the machine they ran on.
 ``--compile`` also runs every case through ``torch.compile(model, fullgraph=True, dynamic=False)``
 (inductor, ``--compile-mode``) in its own subprocess; compilation happens during the warm-up (at least
 one warm-up pass is forced) and is reported separately as ``compile_s``. The table then shows eager and
-compiled time side by side with the speed-up. Inductor on CPU needs a C++ compiler: without ``gcc``/
-``cc``/``c++`` on PATH (or ``$CXX``) the compiled column says so instead of failing.
+compiled time side by side with the speed-up. Forward (inference) cases compile with inductor's
+``freezing`` (weights folded in as constants, oneDNN weight prepacking on CPU: inductor's inference setting;
+``--no-freezing`` turns it off); forward+backward cases cannot freeze. Inductor on CPU needs a C++ compiler:
+without ``gcc``/``cc``/``c++`` on PATH (or ``$CXX``) the compiled column says so instead of failing.
 """
 import argparse
 import ctypes
@@ -92,11 +94,12 @@ def _peak_rss_bytes(reset: bool) -> int:
 
 
 def run_case(model_spec: str, size: str, mode: str, batch: int, iters: int, warmup: int, device: str,
-             compile_mode: str = None) -> dict:
+             compile_mode: str = None, freezing: bool = True) -> dict:
     """One measurement, in this process (called in a fresh subprocess by :func:`main`).
 
     ``compile_mode`` (``'default'``, ``'reduce-overhead'``, ``'max-autotune'``) runs the model through
     ``torch.compile(fullgraph=True, dynamic=False)``; the first warm-up pass compiles (timed as ``compile_s``).
+    ``freezing`` applies to forward (inference) cases only.
     """
     import torch
     from mmengine.registry import MODELS
@@ -112,6 +115,10 @@ def run_case(model_spec: str, size: str, mode: str, batch: int, iters: int, warm
         if device == 'cpu' and cxx_compiler() is None:
             raise RuntimeError('torch.compile (inductor) on CPU needs a C++ compiler; none found '
                                '(set $CXX or install gcc/g++)')
+        freezing = freezing and mode == 'forward'
+        if freezing:
+            import torch._inductor.config as inductor_config
+            inductor_config.freezing = True
         run = torch.compile(model, fullgraph=True, dynamic=False, mode=compile_mode)
         warmup = max(warmup, 1)
 
@@ -158,7 +165,7 @@ def run_case(model_spec: str, size: str, mode: str, batch: int, iters: int, warm
                median_s=round(median, 4), images_per_s=round(batch / median, 3),
                peak_mem_mb=round(max(peak, 0) / 2 ** 20, 1))
     if compile_mode:
-        row.update(compiled=compile_mode, compile_s=round(compile_s, 1))
+        row.update(compiled=compile_mode, compile_s=round(compile_s, 1), freezing=freezing)
     return row
 
 
@@ -177,6 +184,8 @@ def main() -> None:
     parser.add_argument('--compile', action='store_true',
                         help='also time torch.compile(fullgraph=True, dynamic=False) and show eager vs compiled')
     parser.add_argument('--compile-mode', default='default', choices=['default', 'reduce-overhead', 'max-autotune'])
+    parser.add_argument('--no-freezing', action='store_true',
+                        help="compile forward cases without inductor's freezing (weights as constants)")
     parser.add_argument('--case', help=argparse.SUPPRESS)  # internal: run one case and print JSON
     parser.add_argument('--case-compile', help=argparse.SUPPRESS)  # internal: the compile mode of that case
     args = parser.parse_args()
@@ -188,7 +197,7 @@ def main() -> None:
     if args.case:
         model_spec, size, mode = args.case.split('|')
         print(json.dumps(run_case(model_spec, size, mode, args.batch, args.iters, args.warmup, device,
-                                  args.case_compile)))
+                                  args.case_compile, not args.no_freezing)))
         return
     if args.compile and device == 'cpu' and cxx_compiler() is None:
         print('WARNING: no C++ compiler found (gcc/g++/cc, or $CXX): torch.compile (inductor) cannot build CPU '
@@ -208,7 +217,7 @@ def main() -> None:
                     if args.threads:
                         cmd += ['--threads', str(args.threads)]
                     if compile_mode:
-                        cmd += ['--case-compile', compile_mode]
+                        cmd += ['--case-compile', compile_mode] + (['--no-freezing'] if args.no_freezing else [])
                     proc = subprocess.run(cmd, capture_output=True, text=True)
                     if proc.returncode != 0:
                         err = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'failed'

@@ -26,7 +26,7 @@ from typing import Callable, Tuple
 import torch
 import torch.nn.functional as F
 
-from mmvit_backbones.models.layers.tracing import is_exporting
+from mmvit_backbones.models.layers.tracing import is_capturing, is_exporting
 from mmvit_backbones.ops.export_helpers import float32_region
 
 Size = Tuple[int, int]
@@ -35,8 +35,9 @@ PoolBiasFn = Callable[[int, int], torch.Tensor]
 
 LOCAL = 9  # 3x3 neighbourhood, row-major over the kernel (F.unfold's order)
 OFFSETS = [(dy, dx) for dy in range(3) for dx in range(3)]
-# inference processes query rows in blocks of at most this many logits (B * heads * rows * W * pool)
-ROW_BLOCK_ELEMENTS = 1 << 22
+# inference processes queries in blocks of at most this many logits (B * heads * queries * (9 + pool)):
+# whole query rows, or tiles of one row (4 MB of float32 logits: in cache, and large enough for two threads)
+ROW_BLOCK_ELEMENTS = 1 << 20
 
 
 def local_padding_mask(size: Size, device=None) -> torch.Tensor:
@@ -165,26 +166,49 @@ def _fast_train(q_scaled, q_norm, k_local, v_local, k_pool, v_pool, local_bias, 
 @torch.no_grad()
 def _fast_infer(q_scaled, q_norm, k_local, v_local, k_pool, v_pool, local_bias, tokens, token_bias, *,
                 size, pool_size, padding_mask, pool_bias):
+    """Blocks of query rows; per block one ``(B*h, R*W, 9 + P)`` logits buffer, allocated once: one GEMM
+    against the pooled keys with nine zero keys in front writes it, the 3x3 logits fill columns 0..8 and the
+    position bias is added to the rest, one softmax runs in place, one GEMM with the values (nine zero
+    values in front) gives the pooled output. Blocks are whole query rows, or tiles of one row."""
     b, h, n, d = q_scaled.shape
     hh, ww = size
     ph, pw = pool_size
-    p = ph * pw
+    cols = LOCAL + ph * pw
     local = _local_logits(q_scaled, k_local, local_bias, padding_mask, size)  # (B, h, H, W, 9)
-    q5 = q_scaled.view(b, h, hh, ww, d)
-    k_t = k_pool.transpose(-2, -1)
-    x = q_scaled.new_empty(b, h, hh, ww, d)
-    rows = max(1, min(hh, ROW_BLOCK_ELEMENTS // max(1, b * h * ww * p)))
+    q3 = q_scaled.view(b * h, hh, ww, d)
+    k_t = F.pad(k_pool, (0, 0, LOCAL, 0)).transpose(-2, -1).reshape(b * h, d, cols)  # zero keys 0..8
+    v_pad = F.pad(v_pool, (0, 0, LOCAL, 0)).reshape(b * h, cols, d)  # zero values 0..8
+    x = q_scaled.new_empty(b * h, hh, ww, d)
+    per_block = max(1, ROW_BLOCK_ELEMENTS // (b * h * cols))  # queries per block
+    if per_block >= ww:  # whole rows
+        rows, tile = min(hh, per_block // ww), ww
+    else:  # one row in tiles of equal width
+        rows, tile = 1, -(-ww // -(-ww // per_block))
+    capturing = is_capturing()
+    logits_buf = None if capturing else q_scaled.new_empty(b * h, rows * tile, cols)
+    local3 = local.view(b * h, hh, ww, LOCAL)
     for r0 in range(0, hh, rows):
         r1 = min(hh, r0 + rows)
-        logits = q5[:, :, r0:r1].reshape(b, h, (r1 - r0) * ww, d) @ k_t  # (B, h, R*W, P)
-        logits.view(b, h, r1 - r0, ww, ph, pw).add_(pool_bias(r0, r1))
-        loc = local[:, :, r0:r1].reshape(b, h, (r1 - r0) * ww, LOCAL)
-        top = torch.maximum(logits.amax(-1, keepdim=True), loc.amax(-1, keepdim=True))
-        logits.sub_(top).exp_()
-        loc.sub_(top).exp_()  # writes through to `local` (a view)
-        denom = logits.sum(-1, keepdim=True).add_(loc.sum(-1, keepdim=True))
-        loc.div_(denom)
-        x[:, :, r0:r1] = (logits @ v_pool).div_(denom).view(b, h, r1 - r0, ww, d)
+        bias = pool_bias(r0, r1)  # (h, R, W, ph, pw)
+        for c0 in range(0, ww, tile):
+            c1 = min(ww, c0 + tile)
+            m = (r1 - r0) * (c1 - c0)
+            q_block = q3[:, r0:r1, c0:c1].reshape(b * h, m, d)
+            if capturing:  # torch.compile: out-of-place (dynamo refuses a non-contiguous out=)
+                logits = torch.bmm(q_block, k_t).view(b, h, r1 - r0, c1 - c0, cols)
+                pooled = logits[..., LOCAL:].view(b, h, r1 - r0, c1 - c0, ph, pw) + bias[:, :, c0:c1]
+                logits = torch.cat([local3[:, r0:r1, c0:c1].reshape(b * h, m, LOCAL),
+                                    pooled.reshape(b * h, m, cols - LOCAL)], dim=-1).softmax(-1)
+                x[:, r0:r1, c0:c1] = torch.bmm(logits, v_pad).view(b * h, r1 - r0, c1 - c0, d)
+            else:
+                logits = logits_buf[:, :m]  # (B*h, R*T, 9 + P)
+                torch.bmm(q_block, k_t, out=logits)
+                by_key = logits.view(b, h, r1 - r0, c1 - c0, cols)[..., LOCAL:].view(b, h, r1 - r0, c1 - c0, ph, pw)
+                by_key.add_(bias[:, :, c0:c1])
+                logits[..., :LOCAL].copy_(local3[:, r0:r1, c0:c1].reshape(b * h, m, LOCAL))
+                torch.softmax(logits, -1, out=logits)  # row-wise kernel: in place is exact
+                torch.bmm(logits, v_pad, out=x[:, r0:r1, c0:c1].view(b * h, m, d))
+            local3[:, r0:r1, c0:c1] = logits[..., :LOCAL].view(b * h, r1 - r0, c1 - c0, LOCAL)  # local weights
     weights = (q_norm @ tokens).add_(token_bias).add_(local.view(b, h, n, LOCAL))
     return _local_values(weights, v_local, size, x.view(b, h, n, d))
 

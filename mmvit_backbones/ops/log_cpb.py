@@ -116,6 +116,15 @@ def traced_axis_taps(query_len, key_len, pretrain_len: int, table_query_len: int
     return AxisTaps(values, index.flatten(2), weight.flatten(2))
 
 
+def drop_zero_taps(taps: AxisTaps) -> AxisTaps:
+    """``taps`` without the tap positions whose weight is zero for every output (an axis whose size equals
+    the table's reads one tap instead of four). Exact: only ``+ 0 * x`` terms go."""
+    keep = (taps.weight != 0).flatten(0, 1).any(dim=0)  # (T,)
+    if bool(keep.all()):
+        return taps
+    return AxisTaps(taps.values, taps.index[..., keep].contiguous(), taps.weight[..., keep].contiguous())
+
+
 @dataclass
 class BiasGeometry:
     """Size-only data of one stage's bias: per-axis taps for h and w (on a device)."""
@@ -142,6 +151,7 @@ def bias_geometry(query_size: Size, key_size: Size, pretrain_size: int, table_si
             t = axis_taps(query_size[axis], key_size[axis], pretrain_size)
         else:
             t = axis_taps(query_size[axis], key_size[axis], pretrain_size, table_size, table_size // sr_ratio)
+        t = drop_zero_taps(t)
         # int32 indices take embedding_bag's fbgemm path on CPU (about 3.5x faster than int64)
         q, k, n_taps = t.index.shape
         offsets = torch.arange(0, q * k * n_taps, n_taps, dtype=torch.int32, device=device)  # cached with the rest
