@@ -15,8 +15,8 @@ Two implementations sit behind :func:`aggregated_attention`:
 * ``'fast'``: the 3x3 logits and the local output are nine shifted views of one zero-padded key
   (value) map, so no 9x copy exists; the pooled logits are computed against keys padded with nine
   zero rows so that local and pooled logits share one tensor and one softmax. Without autograd
-  (inference) it processes blocks of query rows, so the ``(heads, queries, pooled keys)`` logits
-  and the position bias are never held for the whole image.
+  (inference) it processes blocks of query rows (or tiles of one row), so the ``(heads, queries,
+  pooled keys)`` logits and the position bias are never held for the whole image.
 
 Both compute in float32 (cosine logits, softmax) whatever the input dtype, and return the dtype of the
 values (what the output projection expects; the scaled queries may be float32 through the length scale).
@@ -179,7 +179,7 @@ def _fast_infer(q_scaled, q_norm, k_local, v_local, k_pool, v_pool, local_bias, 
     k_t = F.pad(k_pool, (0, 0, LOCAL, 0)).transpose(-2, -1).reshape(b * h, d, cols)  # zero keys 0..8
     v_pad = F.pad(v_pool, (0, 0, LOCAL, 0)).reshape(b * h, cols, d)  # zero values 0..8
     x = q_scaled.new_empty(b * h, hh, ww, d)
-    per_block = max(1, ROW_BLOCK_ELEMENTS // (b * h * cols))  # queries per block
+    per_block = max(1, ROW_BLOCK_ELEMENTS // max(1, b * h * cols))  # queries per block (B may be 0)
     if per_block >= ww:  # whole rows
         rows, tile = min(hh, per_block // ww), ww
     else:  # one row in tiles of equal width
