@@ -99,9 +99,14 @@ def check_with_cp(build: Callable, size=(64, 96)):
     for model in (ref, cp):
         torch.manual_seed(1)  # same drop-path draws
         outs = model(x)
-        sum(o.float().pow(2).mean() for o in outs).backward()
+        # each map projected on a fixed random tensor: mean(o ** 2) of normalised maps is nearly constant,
+        # and every gradient before the last norms would be rounding noise that any tolerance accepts
+        gen = torch.Generator().manual_seed(2)
+        sum((o.float() * torch.randn(o.shape, generator=gen)).sum() for o in outs).backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
     assert grads[0].keys() == grads[1].keys()
+    first = next(iter(grads[0].values()))  # the stem's first parameter: far from the loss
+    assert float(first.abs().max()) > 1e-3, 'with_cp check: the gradient reaching the stem is vanishing noise'
     for name in grads[0]:
         torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-5, msg=name)
 

@@ -166,8 +166,9 @@ def test_dpb_cache_in_eval_and_exact_in_training():
     assert not torch.allclose(changed[1], first[1])
     # training: the table is recomputed and receives gradients
     model.train()
-    sum(o.sum() for o in model(x)).backward()
-    assert attn.pos.pos_proj.weight.grad is not None and attn.pos.pos_proj.weight.grad.abs().sum() > 0
+    gen = torch.Generator().manual_seed(0)  # a random projection: sums of normalised maps are ~constant
+    sum((o * torch.randn(o.shape, generator=gen)).sum() for o in model(x)).backward()
+    assert attn.pos.pos_proj.weight.grad is not None and attn.pos.pos_proj.weight.grad.abs().max() > 1e-4
     assert not attn._table_cache
 
 
