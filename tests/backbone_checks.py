@@ -86,6 +86,14 @@ def check_frozen_stages(build: Callable, num_stages: int = 4):
         build(frozen_stages=num_stages + 1)
 
 
+def projection_loss(outs, seed: int = 0) -> torch.Tensor:
+    """Sum of each map projected on a fixed random tensor (seeded; the same for equal shapes). A loss such as
+    mean(o ** 2) or sum(o) of normalised maps is nearly constant: every gradient before the last norms would be
+    rounding noise that any tolerance accepts."""
+    gen = torch.Generator().manual_seed(seed)
+    return sum((o.float() * torch.randn(o.shape, generator=gen)).sum() for o in outs)
+
+
 def check_with_cp(build: Callable, size=(64, 96)):
     """with_cp gives the same outputs and gradients as the plain path (non-reentrant checkpointing)."""
     torch.manual_seed(0)
@@ -99,10 +107,7 @@ def check_with_cp(build: Callable, size=(64, 96)):
     for model in (ref, cp):
         torch.manual_seed(1)  # same drop-path draws
         outs = model(x)
-        # each map projected on a fixed random tensor: mean(o ** 2) of normalised maps is nearly constant,
-        # and every gradient before the last norms would be rounding noise that any tolerance accepts
-        gen = torch.Generator().manual_seed(2)
-        sum((o.float() * torch.randn(o.shape, generator=gen)).sum() for o in outs).backward()
+        projection_loss(outs, seed=2).backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
     assert grads[0].keys() == grads[1].keys()
     first = next(iter(grads[0].values()))  # the stem's first parameter: far from the loss
