@@ -23,6 +23,51 @@ from torch.nn.modules.batchnorm import _BatchNorm
 MODEL_ZOO_PREFIXES = ('open-mmlab://', 'openmmlab://', 'torchvision://', 'modelzoo://', 'mmcls://')
 
 
+class FeatureInfo:
+    """The outputs of a backbone in timm's ``feature_info`` convention, one entry per ``out_indices`` item.
+
+    ``channels()``, ``reduction()`` and ``module_name()`` return lists (or one value for ``idx=i``);
+    ``get_dicts()`` returns timm's ``[{'num_chs', 'reduction', 'module', 'index'}, ...]``.
+    """
+
+    def __init__(self, entries: Sequence[dict]) -> None:
+        self.info = [dict(e) for e in entries]
+        self.out_indices = tuple(e['index'] for e in self.info)
+
+    def get(self, key: str, idx: Optional[Union[int, Sequence[int]]] = None):
+        if idx is None:
+            return [e[key] for e in self.info]
+        if isinstance(idx, (tuple, list)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: Optional[Sequence[str]] = None, idx: Optional[int] = None):
+        entries = self.info if idx is None else [self.info[idx]]
+        out = [e if keys is None else {k: e[k] for k in keys} for e in entries]
+        return out if idx is None else out[0]
+
+    def channels(self, idx: Optional[int] = None):
+        return self.get('num_chs', idx)
+
+    def reduction(self, idx: Optional[int] = None):
+        return self.get('reduction', idx)
+
+    def module_name(self, idx: Optional[int] = None):
+        return self.get('module', idx)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.info[i]
+
+    def __len__(self) -> int:
+        return len(self.info)
+
+    def __iter__(self):
+        return iter(self.info)
+
+    def __repr__(self) -> str:
+        return f'FeatureInfo({self.info})'
+
+
 class PyramidBackbone(BaseModule):
     """Base class of the multi-stage backbones (strides 4/8/16/32, NCHW outputs).
 
@@ -181,6 +226,25 @@ class PyramidBackbone(BaseModule):
                     f', or run mixed precision under torch.autocast({x.device.type!r}, dtype=...)')
             raise TypeError(f'{name}: input dtype {x.dtype} does not match the weights ({weight.dtype}); cast '
                             f'the input (x.to({weight.dtype})) or the model (model.to({x.dtype})){hint}')
+
+    # ------------------------------------------------------------------------------ declared outputs
+    stage_strides: Tuple[int, ...] = (4, 8, 16, 32)
+
+    @property
+    def out_strides(self) -> Tuple[int, ...]:
+        """Stride of each output map (one per entry of ``out_indices``)."""
+        return tuple(self.stage_strides[i] for i in self.out_indices)
+
+    @property
+    def feature_info(self) -> FeatureInfo:
+        """timm's ``feature_info`` for the outputs: channels, reduction and the module that makes each map."""
+        names = {id(m): n for n, m in self.named_modules()}
+        entries = []
+        for index, channels, stride in zip(self.out_indices, self.out_channels, self.out_strides):
+            stage = self.stage_modules(index)
+            entries.append(dict(num_chs=channels, reduction=stride, module=names.get(id(stage[-1]), ''),
+                                index=index))
+        return FeatureInfo(entries)
 
     # ------------------------------------------------------------------------------ hooks to fill
     def stem_modules(self) -> List[nn.Module]:
