@@ -1,7 +1,12 @@
-"""Named compatibility shims for the pinned stack (torch 2.13, numpy 2, mmengine 0.10.7).
+"""Named compatibility shims for the supported stacks (torch 2.1 to 2.13, numpy 1.x/2.x, mmengine 0.10).
 
 Everything here is a narrowly scoped fix for a known incompatibility between the OpenMMLab 2.x
-releases this package supports and current PyTorch/NumPy. Nothing else belongs in this module.
+releases this package supports and the PyTorch/NumPy versions it runs on. Nothing else belongs in this module.
+
+* **Supported floor: torch 2.1** (the official mmcv 2.1.0 wheels' torch; numpy 1.x below torch 2.3). Every torch
+  API newer than that is reached through a function here with a fallback (:func:`is_compiling`,
+  :func:`is_exporting`, :func:`autocast_enabled`, :func:`autocast_disabled`, :func:`load_weights_only`), and a
+  feature that cannot work on an older torch raises :func:`require_torch`'s one error naming the version it needs.
 
 * ``torch.load`` defaults to ``weights_only=True`` since torch 2.6. mmengine 0.10.7 calls
   ``torch.load(filename, map_location=...)`` without ``weights_only``, and its own checkpoints hold
@@ -20,13 +25,85 @@ releases this package supports and current PyTorch/NumPy. Nothing else belongs i
 """
 import argparse
 import collections
+import contextlib
 import functools
 import pickle
+import types
+from typing import Tuple
 
 import numpy as np
 import torch
 
 _INSTALLED = False
+# Allowlisted globals for torch < 2.4, which has no torch.serialization.add_safe_globals: {'module.name': obj}.
+_SAFE_GLOBALS: dict = {}
+
+MIN_TORCH = (2, 1)
+
+
+def torch_version() -> Tuple[int, int]:
+    """``(major, minor)`` of the running torch (``'2.1.2+cu121'`` -> ``(2, 1)``)."""
+    major, minor = torch.__version__.split('+')[0].split('.')[:2]
+    return int(major), int(''.join(ch for ch in minor if ch.isdigit()))
+
+
+def require_torch(version: Tuple[int, int], feature: str) -> None:
+    """Raise one clear error when ``feature`` needs a newer torch than the running one."""
+    if torch_version() < tuple(version):
+        raise RuntimeError(f'{feature} needs torch >= {version[0]}.{version[1]}; this is torch {torch.__version__} '
+                           f'(mmvit_backbones supports torch >= {MIN_TORCH[0]}.{MIN_TORCH[1]}, where everything '
+                           f'else works)')
+
+
+# ----------------------------------------------------------------------------------- graph capture
+def is_compiling() -> bool:
+    """``torch.compiler.is_compiling()`` (torch >= 2.3); ``torch._dynamo.is_compiling()`` before."""
+    fn = getattr(torch.compiler, 'is_compiling', None)
+    if fn is None:
+        from torch import _dynamo  # imported by torch.compiler already: no extra cost
+        fn = _dynamo.is_compiling
+    return fn()
+
+
+def is_exporting() -> bool:
+    """``torch.compiler.is_exporting()`` (torch >= 2.5); False before (``torch.export`` of those versions is not a
+    supported export path of this package: :func:`require_torch` guards it)."""
+    fn = getattr(torch.compiler, 'is_exporting', None)
+    return fn() if fn is not None else False
+
+
+# ----------------------------------------------------------------------------------------- autocast
+# Device types torch 2.1's torch.autocast accepts (torch >= 2.4 answers torch.amp.is_autocast_available).
+_AUTOCAST_DEVICE_TYPES = ('cpu', 'cuda', 'xpu', 'hpu', 'xla')
+
+
+def autocast_available(device_type: str) -> bool:
+    """Whether ``torch.autocast(device_type)`` exists for this device type (not for ``meta``)."""
+    fn = getattr(torch.amp, 'is_autocast_available', None)
+    return fn(device_type) if fn is not None else device_type in _AUTOCAST_DEVICE_TYPES
+
+
+def autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` (``torch.is_autocast_enabled(device_type)`` is torch >= 2.4)."""
+    if not autocast_available(device_type):
+        return False
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: one query per device type
+        if device_type == 'cpu':
+            return torch.is_autocast_cpu_enabled()
+        if device_type == 'cuda':
+            return torch.is_autocast_enabled()
+        query = getattr(torch, f'is_autocast_{device_type}_enabled', None)
+        return bool(query()) if query is not None else False
+
+
+def autocast_disabled(device_type: str):
+    """A context with autocast off for ``device_type``: a float32 region. No context for device types autocast
+    does not know (``meta``), where nothing would be cast anyway."""
+    if not autocast_available(device_type):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type, enabled=False)
 
 
 def _numpy_globals() -> list:
@@ -83,8 +160,79 @@ def allow_mmengine_checkpoint_globals() -> None:
             except (ImportError, AttributeError):
                 continue
     aliases.append((_history_buffer_getattr, 'builtins.getattr'))
-    torch.serialization.add_safe_globals(safe + aliases)
+    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
+    if add_safe_globals is not None:
+        add_safe_globals(safe + aliases)
+    else:  # torch < 2.4: kept for load_weights_only's restricted unpickler
+        for obj in safe:
+            _SAFE_GLOBALS[f'{obj.__module__}.{obj.__qualname__}'] = obj
+        _SAFE_GLOBALS.update({name: obj for obj, name in aliases})
     _INSTALLED = True
+
+
+def _torch_rebuild_globals() -> dict:
+    """What a plain tensor checkpoint pickles through on torch < 2.4: rebuild functions, storages, dtypes."""
+    found = {'torch.Size': torch.Size, 'torch.Tensor': torch.Tensor, 'torch.device': torch.device,
+             'torch.nn.parameter.Parameter': torch.nn.Parameter, 'torch.serialization._get_layout':
+             torch.serialization._get_layout, 'torch._tensor._rebuild_from_type_v2': torch._tensor._rebuild_from_type_v2,
+             'collections.OrderedDict': collections.OrderedDict, '_codecs.encode': _latin1_bytes}
+    for name in dir(torch._utils):
+        if name.startswith('_rebuild_'):
+            found[f'torch._utils.{name}'] = getattr(torch._utils, name)
+    for cls in list(torch._tensor_classes) + list(torch._storage_classes):
+        found[f'{cls.__module__}.{cls.__name__}'] = cls
+    for name in dir(torch):
+        obj = getattr(torch, name, None)
+        if isinstance(obj, torch.dtype):
+            found[f'torch.{name}'] = obj
+    return found
+
+
+def _latin1_bytes(text: str, encoding: str) -> bytes:
+    """Stand-in for ``_codecs.encode``, through which pickle protocol 2 stores ``bytes`` (torch.save's default)."""
+    if not isinstance(text, str) or encoding != 'latin1':
+        raise pickle.UnpicklingError(f'weights-only load: _codecs.encode({type(text).__name__}, {encoding!r}) '
+                                     f"is not allowed (only pickled bytes, encoded 'latin1')")
+    return text.encode('latin1')
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Weights-only unpickling for torch < 2.4: globals only from torch's rebuild set and the allowlist
+    (the "restricting globals" pattern of Python's pickle documentation)."""
+
+    def find_class(self, module: str, name: str):
+        import _compat_pickle  # protocol 2 names Python 3's modules by their Python 2 names, as pickle maps them
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        allowed = _allowed_globals()
+        if f'{module}.{name}' in allowed:
+            return allowed[f'{module}.{name}']
+        raise pickle.UnpicklingError(f'weights-only load: global {module}.{name} is not allowed')
+
+
+@functools.lru_cache(maxsize=1)
+def _allowed_globals() -> dict:
+    return {**_torch_rebuild_globals(), **_SAFE_GLOBALS}
+
+
+_RESTRICTED_PICKLE = types.SimpleNamespace(Unpickler=_RestrictedUnpickler, load=pickle.load,
+                                           __name__='mmvit_backbones_weights_only_pickle')
+
+
+def load_weights_only(f, map_location=None):
+    """``torch.load(f, weights_only=True)`` with the allowlist of :func:`allow_mmengine_checkpoint_globals`.
+
+    torch >= 2.4 takes the allowlist itself. Older torch (2.1's weights-only unpickler refuses NumPy and
+    ``argparse.Namespace`` objects outright) unpickles through :class:`_RestrictedUnpickler`, which resolves only
+    torch's tensor-rebuild globals and the same allowlist, so a pickle that reaches for anything else is refused
+    with ``pickle.UnpicklingError`` on every supported torch.
+    """
+    allow_mmengine_checkpoint_globals()
+    if hasattr(torch.serialization, 'add_safe_globals'):
+        return torch.load(f, map_location=map_location, weights_only=True)
+    _allowed_globals.cache_clear()
+    return torch.load(f, map_location=map_location, weights_only=False, pickle_module=_RESTRICTED_PICKLE)
 
 
 def install() -> None:

@@ -49,7 +49,34 @@ def test_unsafe_pickles_are_refused(tmp_path, payload):
     path = str(tmp_path / 'evil.pth')
     torch.save({'x': payload}, path)
     with pytest.raises(pickle.UnpicklingError):
-        torch.load(path)
+        compat.load_weights_only(path)  # this package's loader, on every supported torch
+    if hasattr(torch.serialization, 'add_safe_globals'):  # torch >= 2.6 defaults to weights-only: mmengine's call too
+        with pytest.raises(pickle.UnpicklingError):
+            torch.load(path)
+
+
+def test_load_weights_only_reads_mmengine_and_research_checkpoints(tmp_path):
+    """The allowlist (HistoryBuffer, NumPy scalars/arrays, argparse.Namespace) on torch 2.1 as on 2.13."""
+    import argparse
+    path = str(tmp_path / 'epoch_1.pth')
+    _mmengine_like_checkpoint(path)
+    ckpt = compat.load_weights_only(path, map_location='cpu')
+    assert ckpt['message_hub']['log_scalars']['train/loss'].mean() == pytest.approx(1.5)
+    assert ckpt['meta']['seed'] == 3
+    research = str(tmp_path / 'research.pth')
+    torch.save({'model': {'w': torch.arange(3.0).to(torch.bfloat16)}, 'args': argparse.Namespace(lr=0.1),
+                'arr': np.arange(3)}, research)
+    ckpt = compat.load_weights_only(research)
+    assert ckpt['args'].lr == 0.1 and ckpt['model']['w'].dtype == torch.bfloat16
+    assert np.array_equal(ckpt['arr'], np.arange(3))
+
+
+def test_torch_version_helpers():
+    assert compat.torch_version() >= compat.MIN_TORCH
+    compat.require_torch(compat.MIN_TORCH, 'anything')
+    with pytest.raises(RuntimeError, match=r'needs torch >= 99\.0; this is torch'):
+        compat.require_torch((99, 0), 'a future feature')
+    assert compat.is_compiling() is False and compat.is_exporting() is False
 
 
 def test_cpu_distributed_overrides():

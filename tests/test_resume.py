@@ -217,20 +217,57 @@ def test_resume_ddp_gloo_is_the_same_run(tmp_path, tiny_data):
 
 
 # ------------------------------------------------------------------------------------ unit level
-def test_rng_state_round_trip_under_weights_only_load(tmp_path):
+def _draws():
     import random
 
     import numpy as np
-    np.random.randn()  # leaves a cached Gaussian in NumPy's state
-    state = capture_rng_state()
-    first = (torch.rand(4), np.random.rand(4), np.random.randn(), random.random())
-    path = str(tmp_path / 'ckpt.pth')
-    torch.save({'rng_states': dict(version=1, world_size=1, ranks=[state])}, path)
-    loaded = torch.load(path, weights_only=True)['rng_states']['ranks'][0]  # tensors and ints only
-    restore_rng_state(loaded)
-    second = (torch.rand(4), np.random.rand(4), np.random.randn(), random.random())
+    return torch.rand(4), np.random.rand(4), np.random.randn(), random.random()
+
+
+def _assert_same_draws(first, second):
+    import numpy as np
     assert torch.equal(first[0], second[0]) and np.array_equal(first[1], second[1])
     assert first[2:] == second[2:]
+
+
+def _tensors_in(obj) -> list:
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        return [t for v in obj.values() for t in _tensors_in(v)]
+    if isinstance(obj, (list, tuple)):
+        return [t for v in obj for t in _tensors_in(v)]
+    return []
+
+
+@pytest.mark.parametrize('map_location', ['cpu', 'meta'])
+def test_rng_state_round_trip_under_weights_only_load_on_any_device(tmp_path, map_location):
+    """mmengine resumes with ``map_location`` = the GPU: the saved states hold no tensor it could move, so they
+    restore whatever device the checkpoint was mapped to (``meta`` stands in for a GPU here: it keeps no data)."""
+    import numpy as np
+
+    from mmvit_backbones import compat
+    np.random.randn()  # leaves a cached Gaussian in NumPy's state
+    state = capture_rng_state()
+    assert not _tensors_in(state)
+    first = _draws()
+    path = str(tmp_path / 'ckpt.pth')
+    torch.save({'rng_states': dict(version=2, world_size=1, ranks=[state])}, path)
+    loaded = compat.load_weights_only(path, map_location=map_location)['rng_states']['ranks'][0]
+    restore_rng_state(loaded)
+    _assert_same_draws(first, _draws())
+
+
+def test_rng_state_of_format_1_restores_from_tensors():
+    """Checkpoints written before format 2 hold the states as tensors; they still restore (moved to the CPU)."""
+    from mmvit_backbones.engine.hooks import _raw_rng_state
+    torch_state, np_state, (version, words, gauss), _ = _raw_rng_state()
+    first = _draws()
+    restore_rng_state(dict(torch=torch_state, numpy=dict(
+        key=torch.from_numpy(np_state['state']['key'].astype('int64')), pos=np_state['state']['pos'],
+        has_gauss=np_state['has_gauss'], gauss=np_state['gauss']),
+        python=dict(version=version, words=torch.tensor(words, dtype=torch.int64), gauss=gauss)))
+    _assert_same_draws(first, _draws())
 
 
 def test_hook_is_registered_and_on_in_the_shared_base():

@@ -17,7 +17,8 @@ from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
 CHECKPOINT_KEY = 'rng_states'
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: states as tensors (restored too); 2: bytes and ints, no tensor
+READABLE_VERSIONS = (1, 2)
 
 
 def _raw_rng_state() -> tuple:
@@ -26,39 +27,58 @@ def _raw_rng_state() -> tuple:
     return torch.get_rng_state(), np.random.get_state(legacy=False), random.getstate(), cuda
 
 
+def _bytes(state: torch.Tensor) -> bytes:
+    return state.cpu().numpy().tobytes()
+
+
 def _plain_rng_state(raw: tuple) -> dict:
-    """``raw`` as tensors, ints and floats only (loadable with ``weights_only=True``)."""
+    """``raw`` as bytes, ints and floats only: loadable with ``weights_only=True``, and with no tensor that a
+    ``map_location`` could move to another device (mmengine resumes with the GPU as ``map_location``)."""
     torch_state, np_state, (version, py_words, gauss), cuda = raw
     if np_state['bit_generator'] != 'MT19937':  # pragma: no cover - np.random's global is always MT19937
         raise RuntimeError(f"RNGStateHook: unexpected numpy bit generator {np_state['bit_generator']!r}")
     state = dict(
-        torch=torch_state,
-        numpy=dict(key=torch.from_numpy(np_state['state']['key'].astype(np.int64)), pos=int(np_state['state']['pos']),
+        torch=_bytes(torch_state),
+        numpy=dict(key=np_state['state']['key'].astype(np.uint32).tobytes(), pos=int(np_state['state']['pos']),
                    has_gauss=int(np_state['has_gauss']), gauss=float(np_state['gauss'])),
-        python=dict(version=int(version), words=torch.tensor(py_words, dtype=torch.int64),
+        python=dict(version=int(version), words=[int(w) for w in py_words],
                     gauss=None if gauss is None else float(gauss)))
     if cuda is not None:
-        state['cuda'] = cuda
+        state['cuda'] = _bytes(cuda)
     return state
 
 
 def capture_rng_state() -> dict:
-    """This process's generator states as tensors and ints only (loadable with ``weights_only=True``):
+    """This process's generator states as bytes and ints only (loadable with ``weights_only=True``):
     torch CPU (and the current CUDA device's where CUDA is initialised), NumPy's global ``MT19937``
     and Python's ``random``."""
     return _plain_rng_state(_raw_rng_state())
 
 
+def _byte_tensor(value) -> torch.Tensor:
+    """A generator state as the CPU ``uint8`` tensor torch wants: from bytes (format 2) or from a tensor on any
+    device (format 1 checkpoints, which mmengine's ``map_location`` may have put on the GPU)."""
+    if isinstance(value, (bytes, bytearray)):
+        return torch.frombuffer(bytearray(value), dtype=torch.uint8)
+    return value.detach().to('cpu', torch.uint8)
+
+
+def _ints(value) -> List[int]:
+    return value.cpu().tolist() if isinstance(value, torch.Tensor) else [int(v) for v in value]
+
+
 def restore_rng_state(state: dict) -> None:
-    """Inverse of :func:`capture_rng_state`."""
-    torch.set_rng_state(state['torch'].cpu())
+    """Inverse of :func:`capture_rng_state`; also reads format-1 states (tensors, on any device)."""
+    torch.set_rng_state(_byte_tensor(state['torch']))
     np_state = state['numpy']
-    np.random.set_state(('MT19937', np_state['key'].numpy().astype(np.uint32), int(np_state['pos']),
-                         int(np_state['has_gauss']), float(np_state['gauss'])))
+    key = np_state['key']
+    key = (np.frombuffer(key, dtype=np.uint32).copy() if isinstance(key, (bytes, bytearray))
+           else np.asarray(_ints(key), dtype=np.int64).astype(np.uint32))
+    np.random.set_state(('MT19937', key, int(np_state['pos']), int(np_state['has_gauss']), float(np_state['gauss'])))
     py = state['python']
-    random.setstate((int(py['version']), tuple(int(w) for w in py['words'].tolist()), py['gauss']))
+    random.setstate((int(py['version']), tuple(_ints(py['words'])), py['gauss']))
     if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state['cuda'].cpu())
+        torch.cuda.set_rng_state(_byte_tensor(state['cuda']))
 
 
 class _RestoreAfterSkip:
@@ -92,7 +112,8 @@ class RNGStateHook(Hook):
 
     The states are those right after the last trained iteration (or epoch), taken before
     :class:`~mmengine.hooks.CheckpointHook` saves, under the checkpoint key ``'rng_states'`` as
-    tensors and ints, so ``torch.load(..., weights_only=True)`` reads them. On resume each rank gets
+    bytes and ints (no tensor a ``map_location`` could move), so ``torch.load(..., weights_only=True)`` reads them
+    on any device. On resume each rank gets
     its own states back right before its first new batch is fetched, so the resumed run draws the
     same dropout masks, drop-path decisions and augmentations as the uninterrupted one.
     Validation runs between ``before_val`` and ``after_val`` with the training states put back
@@ -162,9 +183,9 @@ class RNGStateHook(Hook):
         self._pending = None
         if saved is None:
             return
-        if saved.get('version') != FORMAT_VERSION:
+        if saved.get('version') not in READABLE_VERSIONS:
             print_log(f"RNGStateHook: checkpoint random states have format {saved.get('version')!r}, expected "
-                      f'{FORMAT_VERSION}; not restored', logger='current', level=30)
+                      f'one of {READABLE_VERSIONS}; not restored', logger='current', level=30)
             return
         self._pending = dict(saved, iter=meta.get('iter'), epoch=meta.get('epoch'))
 

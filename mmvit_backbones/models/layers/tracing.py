@@ -12,18 +12,20 @@ a large map, reuse a mask). Graph capture needs the opposite:
 """
 import torch
 
+from ... import compat
+
 
 def is_tracing() -> bool:
     """True while an exporter or TorchScript tracing records a graph whose sizes are graph values."""
-    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or compat.is_exporting()
 
 
 def is_exporting() -> bool:
     """True while an ONNX exporter or ``torch.export`` records a graph for other sizes; False under plain
     TorchScript tracing (FLOP counting), which records one size and may keep the eager operators."""
-    return torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+    return torch.onnx.is_in_onnx_export() or compat.is_exporting()
 
 
 def is_capturing() -> bool:
     """True under any graph capture: tracing (:func:`is_tracing`), ``torch.compile`` or ``torch.export``."""
-    return is_tracing() or torch.compiler.is_compiling()
+    return is_tracing() or compat.is_compiling()
