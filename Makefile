@@ -4,7 +4,7 @@ PY ?= .venv/bin/python
 PY21 ?= .venv-torch21/bin/python
 PYTEST_ARGS ?= -q --durations=15
 
-.PHONY: install install-torch21 demo demo-data test test-torch21 benchmark
+.PHONY: install install-torch21 demo demo-data test test-torch21 benchmark gpu-check
 
 install:
 	bash tools/install.sh
@@ -38,3 +38,10 @@ test-torch21: install-torch21
 
 benchmark: install
 	$(PY) tools/benchmark.py --out benchmarks/benchmark.json
+
+# The one-GPU check (docs/reliability.md#gpu-check), never run by CI: about 8 minutes on one CUDA GPU, writes
+# benchmarks/gpu.json and benchmarks/gpu.md. It runs the active environment's python (the GPU lane: torch with CUDA,
+# README's install table), not ./.venv (CPU torch); GPU_PY=path/to/python picks another.
+GPU_PY ?= python
+gpu-check:
+	$(GPU_PY) tools/gpu_check.py --out benchmarks/gpu.json

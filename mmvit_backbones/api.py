@@ -6,33 +6,55 @@ weights initialised (the family's random init, or the checkpoint loaded with key
 here imports mmdet or mmseg.
 """
 import difflib
+import json
 import logging
-from typing import Dict, List, Optional, Tuple, Type
+from typing import Dict, List, Optional, Tuple, Type, Union
 
 from mmengine.logging import MMLogger
 
-from .models.backbones import CrossFormer, GCViT, PyramidBackbone, TransNeXt, TwinsPCPVT, TwinsSVT, XCiT
+from .models import backbones
+from .models.backbones import PyramidBackbone
 
-# A backbone name is '<prefix>-<arch>', with an arch of the type's arch_zoo: 'twins-svt-base'.
+# A backbone name is '<prefix>-<arch>', with an arch of the type's arch_zoo: 'twins-svt-base'. The prefix is each
+# type's ``name_prefix``, in the order the backbones package exports them.
 NAME_PREFIXES: Dict[str, Type[PyramidBackbone]] = {
-    'gcvit': GCViT,
-    'twins-pcpvt': TwinsPCPVT,
-    'twins-svt': TwinsSVT,
-    'crossformer': CrossFormer,
-    'xcit': XCiT,
-    'transnext': TransNeXt,
-}
+    cls.name_prefix: cls for cls in (getattr(backbones, n) for n in backbones.__all__)
+    if isinstance(cls, type) and issubclass(cls, PyramidBackbone) and cls.name_prefix}
 
 
-def list_backbones() -> List[str]:
-    """Every name :func:`create_backbone` takes, e.g. ``'gcvit-tiny'``, ``'crossformer-pp-base'``."""
-    return [f'{prefix}-{arch}' for prefix, cls in NAME_PREFIXES.items() for arch in cls.arch_zoo]
+def list_backbones(pretrained: bool = False) -> List[str]:
+    """Every name :func:`create_backbone` takes, e.g. ``'gcvit-tiny'``, ``'crossformer-pp-base'``; with
+    ``pretrained=True`` only those whose default release (``create_backbone(name, pretrained=True)``) the
+    model-zoo metafiles name with a direct download."""
+    names = [f'{prefix}-{arch}' for prefix, cls in NAME_PREFIXES.items() for arch in cls.arch_zoo]
+    if not pretrained:
+        return names
+    from .checkpoint.zoo import releases
+    known = releases()
+    return [name for name in names if name in known and known[name].url]
 
 
-def parse_backbone_name(name: str) -> Tuple[Type[PyramidBackbone], str]:
-    """``'twins-svt-base'`` -> ``(TwinsSVT, 'base')``; an unknown name raises, listing the valid ones."""
+def _release_location(name: str, cls: Type[PyramidBackbone], arch) -> str:
+    """``pretrained=True``: ``'mmvit://<name>'`` of the arch's default release, or an error saying why not."""
+    from .checkpoint.zoo import direct_url, get_release
+    prefix = next((p for p, c in NAME_PREFIXES.items() if c is cls), None)
+    if prefix is None or not isinstance(arch, str):
+        raise ValueError(f'create_backbone({name!r}, pretrained=True): a custom arch has no default release; '
+                         f'give a checkpoint path or URL')
+    release = get_release(f'{prefix}-{arch}')
+    direct_url(release)  # no direct download: say where to get the file, before building anything
+    return release.location
+
+
+def parse_backbone_name(name: str) -> Tuple[Type[PyramidBackbone], Union[str, dict]]:
+    """The one parser of backbone names, for the API and the tools: ``'twins-svt-base'`` (API spelling) or
+    ``'TwinsSVT:base'`` (``TYPE:ARCH``, the registered type and an arch name or a JSON arch dict such as
+    ``'XCiT:{"embed_dims": 32, ...}'``) -> ``(TwinsSVT, 'base')``. An unknown name raises, listing the
+    valid ones."""
     if not isinstance(name, str):
         raise TypeError(f'backbone name must be a str like \'transnext-tiny\', got {type(name).__name__} {name!r}')
+    if ':' in name:
+        return _parse_type_arch(name)
     key = name.strip().lower()
     for prefix in sorted(NAME_PREFIXES, key=len, reverse=True):  # 'twins-svt' before any shorter prefix
         cls = NAME_PREFIXES[prefix]
@@ -45,15 +67,35 @@ def parse_backbone_name(name: str) -> Tuple[Type[PyramidBackbone], str]:
     raise ValueError(f'unknown backbone {name!r}{hint} Valid names: {", ".join(names)}')
 
 
-def create_backbone(name: str, pretrained: Optional[str] = None, **kwargs) -> PyramidBackbone:
+def _parse_type_arch(spec: str) -> Tuple[Type[PyramidBackbone], Union[str, dict]]:
+    """``'TYPE:ARCH'`` against mmengine's root registry."""
+    from mmengine.registry import MODELS
+    type_name, arch = (part.strip() for part in spec.split(':', 1))
+    cls = MODELS.get(type_name)
+    if not (isinstance(cls, type) and issubclass(cls, PyramidBackbone)):
+        known = sorted(n for n, c in MODELS.module_dict.items() if isinstance(c, type) and issubclass(c, PyramidBackbone))
+        raise ValueError(f'backbone {spec!r}: type {type_name!r} is not a registered backbone; expected TYPE:ARCH '
+                         f'with TYPE one of {", ".join(known)} (e.g. TransNeXt:tiny)')
+    if arch.startswith('{'):
+        try:
+            return cls, json.loads(arch)
+        except json.JSONDecodeError as e:
+            raise ValueError(f'backbone {spec!r}: the arch is not valid JSON ({e})') from e
+    return cls, arch  # an unknown arch name raises when the backbone resolves it, naming the valid ones
+
+
+def create_backbone(name: str, pretrained: Union[str, bool, None] = None, **kwargs) -> PyramidBackbone:
     """Build the backbone ``name`` (see :func:`list_backbones`) and initialise its weights.
 
     Args:
         name: ``'<family>-<arch>'``: ``'gcvit-tiny'``, ``'twins-pcpvt-small'``, ``'twins-svt-base'``,
             ``'crossformer-pp-base'``, ``'xcit-small-12-p16'``, ``'transnext-tiny'``, ...
         pretrained: a checkpoint path or URL, loaded as ``init_cfg=dict(type='Pretrained',
-            checkpoint=pretrained)`` would load it (the authors' ImageNet or dense checkpoints, or this
-            package's); ``None`` keeps the family's random initialisation.
+            checkpoint=pretrained)`` would load it (the authors' ImageNet or dense checkpoints, timm's and
+            mmpretrain's files, or this package's; pickles or ``safetensors``); ``True`` for the arch's
+            default release named in the model-zoo metafiles (``'mmvit://<name>'``, see
+            ``list_backbones(pretrained=True)``); ``None`` or ``False`` keeps the family's random
+            initialisation.
         **kwargs: the backbone's other arguments (``out_indices``, ``drop_path_rate``,
             ``frozen_stages``, ``with_cp``, family-specific ones, ...); the arch comes from ``name``.
 
@@ -65,10 +107,12 @@ def create_backbone(name: str, pretrained: Optional[str] = None, **kwargs) -> Py
     if 'arch' in kwargs:
         raise TypeError(f'create_backbone({name!r}) takes the arch from the name ({arch!r}), got arch='
                         f'{kwargs["arch"]!r} too; build {cls.__name__}(arch=...) directly for a custom arch')
-    if pretrained is not None:
+    if pretrained is True:
+        pretrained = _release_location(name, cls, arch)
+    if pretrained is not None and pretrained is not False:
         if not isinstance(pretrained, str):
-            raise TypeError(f'create_backbone: pretrained must be a checkpoint path or URL (str) or None, '
-                            f'got {type(pretrained).__name__} {pretrained!r}')
+            raise TypeError(f'create_backbone: pretrained must be a checkpoint path or URL (str), True (the '
+                            f'default release) or None, got {type(pretrained).__name__} {pretrained!r}')
         if kwargs.get('init_cfg') is not None:
             raise ValueError(f'create_backbone: got both pretrained={pretrained!r} and init_cfg='
                              f'{kwargs["init_cfg"]!r}; give the checkpoint once')

@@ -1,15 +1,21 @@
 """ONNX export of a backbone with dynamic batch, height and width, and an onnxruntime parity check.
 
-Two exporters of torch 2.13, chosen per family (:data:`EXPORTERS`, override with ``exporter=``):
+Two exporters of torch 2.13, chosen per backbone (its ``onnx_exporter``, override with ``exporter=``):
 
 * ``'dynamo'``: ``torch.export`` with symbolic sizes (:func:`capture`), then ``torch.onnx.export``
   (onnxscript) keeps the size arithmetic of padding, windows and pyramids in the graph; any Python
-  branch on a size must be removed (see ``models/layers/tracing.py``) or the export fails, naming it.
+  branch on a size must be removed (see ``utils/tracing.py``) or the export fails, naming it.
 * ``'torchscript'``: ``dynamo=False`` traces once and records sizes as graph values; fast, but it
   freezes the sizes of maps that ONNX shape inference cannot follow (after a padding of dynamic
   amount, in Twins and XCiT) into constants, so only families whose graphs it gets right use it.
 
 Either way :func:`onnx_parity` (run by ``tools/export_onnx.py``) checks the file at other sizes.
+
+Sizes: the exported graph computes the backbone's function for sides in ``[export_min_input_size,
+max_side]`` (the backbone's declared limit: below it a family such as CrossFormer takes another branch,
+a different graph). The file states that range in its metadata (``mmvit.min_input_size``,
+``mmvit.max_input_size``) and the graph refuses other sizes: onnxruntime raises an index error.
+Everything here reads the backbone contract (``models/backbones/base.py``), never a family.
 Needs ``pip install "mmvit_backbones[export]"`` (``onnx``, ``onnxscript``, ``onnxruntime``).
 """
 import os.path as osp
@@ -19,29 +25,44 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from . import compat
+from .utils.tracing import is_tracing
+
 Size = Tuple[int, int]
+ONNX_MIN_TORCH = (2, 5)  # torch.onnx.export(dynamo=True/False) and torch.compiler.is_exporting
 DEFAULT_OPSET = 18  # the dynamo exporter's native opset (>= 17 as required by LayerNorm)
-# the exporter whose graphs pass the parity check at other sizes, per family (tests/test_export.py);
-# GC ViT: torch.export cannot yet prove its window reshapes for every size (divisibility guards)
-EXPORTERS = {'GCViT': 'torchscript'}
+
+
+class SizeGuard(nn.Module):
+    """``backbone(x)`` for ``min_side <= H, W <= max_side``, an error otherwise, also inside an exported graph.
+
+    Eager: a ValueError naming the range. In a graph the sizes are graph values: a one-element table is
+    indexed by ``(H or W out of range)``, an out-of-bounds gather that onnxruntime refuses, and the result
+    (an exact zero) is added to the input so the check cannot be pruned."""
+
+    def __init__(self, backbone: nn.Module, min_side: int, max_side: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.min_side, self.max_side = min_side, max_side
+
+    def forward(self, x: torch.Tensor):
+        if not is_tracing():
+            if not (self.min_side <= min(x.shape[2:]) and max(x.shape[2:]) <= self.max_side):
+                raise ValueError(f'input size {tuple(x.shape[2:])} is outside the exported range '
+                                 f'[{self.min_side}, {self.max_side}]')
+            return self.backbone(x)
+        h = torch.ones_like(x[:1, :1, :, :1]).sum()  # H and W as graph values, from the input's shape
+        w = torch.ones_like(x[:1, :1, :1, :]).sum()
+        bad = (h < self.min_side) | (h > self.max_side) | (w < self.min_side) | (w > self.max_side)
+        guard = x.new_zeros(1)[bad.long().reshape(1)]  # index 1 of a 1-element table: an error
+        return self.backbone(x + guard.reshape(1, 1, 1, 1))
 
 
 def example_min_side(model: nn.Module) -> int:
-    """Smallest side of an example input from which one graph for every size can be recorded.
-
-    ``torch.export`` specialises a size that is 1 in the example, so every stage of a windowed family
-    must span at least two windows: for Twins-SVT ``ceil(H / s_i) > window_i`` at every stage (225 for
-    7x7 windows). CrossFormer's graph only holds from its ``export_min_input_size`` on. The graph itself
-    then takes smaller inputs too (down to the model's minimum, except CrossFormer).
-    """
-    side = getattr(model, 'export_min_input_size', getattr(model, 'min_input_size', 32))
-    windows = getattr(model, 'arch_settings', {}).get('window_sizes') if hasattr(model, 'patch_strides') else None
-    if windows:  # TwinsSVT: LSA windows per stage
-        stride = 1
-        for s, ws in zip(model.patch_strides, windows):
-            stride *= s
-            side = max(side, stride * ws + 1)
-    return side
+    """Smallest side of an example input from which one graph for every size can be recorded (the
+    backbone's ``export_example_min_size``; 225 for Twins-SVT's 7x7 windows, whose every stage must span
+    two windows). The graph then takes every side from ``export_min_input_size`` on."""
+    return model.export_example_min_size
 
 
 def default_export_shape(model: nn.Module) -> Size:
@@ -108,10 +129,10 @@ def export_onnx(model: nn.Module, path: str, shape: Optional[Size] = None, batch
     >= 2 and the sides >= :func:`example_min_side` (``torch.export`` specialises a size that is 1 in the
     example). The graph accepts any batch and any ``32 <= H, W <= max_side`` (CrossFormer: from
     ``export_min_input_size``).
-    ``exporter``: ``'dynamo'`` or ``'torchscript'`` (default: the family's entry in :data:`EXPORTERS`,
-    else ``'dynamo'``).
+    ``exporter``: ``'dynamo'`` or ``'torchscript'`` (default: the backbone's ``onnx_exporter``).
     """
-    exporter = exporter or EXPORTERS.get(type(model).__name__, 'dynamo')
+    compat.require_torch(ONNX_MIN_TORCH, 'ONNX export (torch.onnx.export(dynamo=...), torch.export.Dim)')
+    exporter = exporter or model.onnx_exporter
     if exporter not in ('dynamo', 'torchscript'):
         raise ValueError(f"exporter {exporter!r}: expected 'dynamo' or 'torchscript'")
     _require('onnx')
@@ -120,7 +141,7 @@ def export_onnx(model: nn.Module, path: str, shape: Optional[Size] = None, batch
     if batch < 2:
         raise ValueError(f'export batch {batch}: the example batch must be >= 2 so that the batch stays dynamic')
     # a family whose graph changes below some size (CrossFormer's small-map grouping) says so
-    min_side = getattr(model, 'export_min_input_size', getattr(model, 'min_input_size', 32))
+    min_side = model.export_min_input_size
     shape = tuple(shape) if shape is not None else default_export_shape(model)
     example_min = example_min_side(model)
     if min(shape) < example_min or max(shape) > max_side:
@@ -129,42 +150,69 @@ def export_onnx(model: nn.Module, path: str, shape: Optional[Size] = None, batch
                                                    f'torch.export would fix)')
         raise ValueError(f'export shape {shape} out of range; expected sides in [{example_min}, {max_side}]{why}')
     model = model.eval()
-    x = torch.randn(batch, getattr(model, 'in_channels', 3), *shape)
+    x = torch.randn(batch, model.in_channels, *shape)
     dims = {0: torch.export.Dim('batch', min=1, max=1024), 2: torch.export.Dim('height', min=min_side, max=max_side),
             3: torch.export.Dim('width', min=min_side, max=max_side)}
     names = output_names(model)
+    guarded = SizeGuard(model, min_side, max_side).eval()
     with torch.no_grad():
         if exporter == 'dynamo':
-            torch.onnx.export(capture(model, x, dims), (x, ), path, input_names=['input'], output_names=names,
+            torch.onnx.export(capture(guarded, x, dims), (x, ), path, input_names=['input'], output_names=names,
                               opset_version=opset, dynamo=True, external_data=False, verbose=False)
         else:
             axes = {'input': {0: 'batch', 2: 'height', 3: 'width'}}
             axes.update({name: {0: 'batch', 2: f'{name}_h', 3: f'{name}_w'} for name in names})
             with warnings.catch_warnings():  # tracer warnings about sizes: the parity check is the judge
                 warnings.simplefilter('ignore')
-                torch.onnx.export(model, (x, ), path, input_names=['input'], output_names=names,
+                torch.onnx.export(guarded, (x, ), path, input_names=['input'], output_names=names,
                                   opset_version=opset, dynamo=False, dynamic_axes=axes)
     if not osp.isfile(path):
         raise RuntimeError(f'torch.onnx.export wrote no file at {path}')
     _check_dynamic_input(path, exporter)
+    _write_size_range(path, min_side, max_side)
     return path
+
+
+def _write_size_range(path: str, min_side: int, max_side: int) -> None:
+    import onnx
+    proto = onnx.load(path)
+    for key, value in (('mmvit.min_input_size', min_side), ('mmvit.max_input_size', max_side)):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    onnx.save(proto, path)
+
+
+def exported_size_range(path: str) -> Size:
+    """``(min_side, max_side)`` that the file at ``path`` computes the backbone's function for."""
+    import onnx
+    meta = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+    return int(meta['mmvit.min_input_size']), int(meta['mmvit.max_input_size'])
 
 
 def onnx_parity(model: nn.Module, path: str, sizes: Sequence[Size], batch: int = 1,
                 seed: int = 0) -> List[Dict[str, object]]:
     """Run the ONNX file with onnxruntime (CPU) and the model in PyTorch on random inputs of each size.
 
-    Returns one row per size: ``size``, ``batch`` and ``max_rel_error``, the largest over outputs of
-    ``max|onnx - torch| / max|torch|``; a shape mismatch raises.
+    Returns one row per size: ``size``, ``batch``, ``refused`` and ``max_rel_error``, the largest over
+    outputs of ``max|onnx - torch| / max|torch|``. A size outside the file's range must be refused
+    (``refused=True``, no error value); a shape mismatch, or a size outside the range that runs, raises.
     """
     ort = _require('onnxruntime')
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
     input_name = session.get_inputs()[0].name
+    min_side, max_side = exported_size_range(path)
     generator = torch.Generator().manual_seed(seed)
     model = model.eval()
     rows = []
     for h, w in sizes:
-        x = torch.randn(batch, getattr(model, 'in_channels', 3), h, w, generator=generator)
+        x = torch.randn(batch, model.in_channels, h, w, generator=generator)
+        if not (min_side <= min(h, w) and max(h, w) <= max_side):
+            try:
+                session.run(None, {input_name: x.numpy()})
+            except Exception:  # onnxruntime's errors have no common public class
+                rows.append(dict(size=f'{h}x{w}', batch=batch, refused=True, max_rel_error=None))
+                continue
+            raise AssertionError(f'{path} ran at {h}x{w}, outside its range [{min_side}, {max_side}]')
         with torch.no_grad():
             expected = model(x)
         got = session.run(None, {input_name: x.numpy()})
@@ -177,7 +225,7 @@ def onnx_parity(model: nn.Module, path: str, sizes: Sequence[Size], batch: int =
                                      f'PyTorch {tuple(ref.shape)}')
             err = (torch.from_numpy(out) - ref).abs().max() / ref.abs().max().clamp_min(1e-12)
             worst = max(worst, float(err))
-        rows.append(dict(size=f'{h}x{w}', batch=batch, max_rel_error=worst))
+        rows.append(dict(size=f'{h}x{w}', batch=batch, refused=False, max_rel_error=worst))
     return rows
 
 
@@ -188,26 +236,13 @@ def default_check_sizes(shape: Size) -> List[Size]:
 
 
 def build_backbone(spec: str, checkpoint: Optional[str] = None, **kwargs) -> nn.Module:
-    """``'TYPE:ARCH'`` -> the registered backbone, weights loaded if given. ``ARCH`` is an arch name
-    (``'TransNeXt:tiny'``) or a JSON dict (``'XCiT:{"embed_dims": 32, "depth": 4, ...}'``)."""
-    from mmengine.registry import MODELS
+    """A backbone name (``'TYPE:ARCH'`` or ``'family-arch'``, see :func:`mmvit_backbones.api.parse_backbone_name`;
+    ``ARCH`` may be a JSON dict) -> the backbone in eval mode, weights loaded if given."""
+    from .api import parse_backbone_name
 
-    import mmvit_backbones  # noqa: F401  (registers the backbones)
-    if ':' not in spec:
-        raise ValueError(f'backbone {spec!r}: expected TYPE:ARCH, e.g. TransNeXt:tiny')
-    type_name, arch = spec.split(':', 1)
-    if arch.lstrip().startswith('{'):
-        import json
-        try:
-            arch = json.loads(arch)
-        except json.JSONDecodeError as e:
-            raise ValueError(f'backbone {spec!r}: the arch is not valid JSON ({e})') from e
-    if MODELS.get(type_name) is None:
-        raise ValueError(f'backbone type {type_name!r} is not registered; expected one of '
-                         'GCViT, TwinsPCPVT, TwinsSVT, CrossFormer, XCiT, TransNeXt')
-    cfg = dict(type=type_name, arch=arch, **kwargs)
+    cls, arch = parse_backbone_name(spec)
     if checkpoint:
-        cfg['init_cfg'] = dict(type='Pretrained', checkpoint=checkpoint)
-    model = MODELS.build(cfg)
+        kwargs['init_cfg'] = dict(type='Pretrained', checkpoint=checkpoint)
+    model = cls(arch=arch, **kwargs)
     model.init_weights()
     return model.eval()

@@ -6,12 +6,15 @@ The tools parse their arguments before importing this module (``--help`` stays f
 import argparse
 import os
 import os.path as osp
+from contextlib import contextmanager
 from copy import deepcopy
 from typing import List, Optional
 
 import torch
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
+from mmengine.optim import OptimWrapper
+from mmengine.registry import OPTIM_WRAPPERS
 
 from . import compat
 
@@ -73,14 +76,43 @@ def enable_amp(cfg: Config) -> None:
     cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
 
+@OPTIM_WRAPPERS.register_module()
+class CPUAmpOptimWrapper(OptimWrapper):
+    """``AmpOptimWrapper`` on a machine without a GPU: the forward runs under ``torch.autocast('cpu',
+    dtype=torch.bfloat16)``, the backward and the optimizer step as ``OptimWrapper``'s.
+
+    mmengine 0.10.7's ``AmpOptimWrapper`` asserts a CUDA/NPU/MLU/MUSA device in its constructor, although
+    its ``autocast`` supports the CPU (bfloat16 only). bfloat16 has float32's exponent range, so no loss
+    scaling is needed (a GradScaler would disable itself without CUDA anyway).
+    """
+
+    def __init__(self, dtype=None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if dtype not in (None, 'bfloat16', torch.bfloat16):
+            print_log(f'CPUAmpOptimWrapper: CPU autocast runs bfloat16, not the configured dtype {dtype!r}',
+                      logger='current', level=30)
+        self.cast_dtype = torch.bfloat16
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state_dict = dict(state_dict)
+        state_dict.pop('loss_scaler', None)  # a checkpoint of AmpOptimWrapper (GPU) resumed on the CPU
+        super().load_state_dict(state_dict)
+
+    @contextmanager
+    def optim_context(self, model: torch.nn.Module):
+        with super().optim_context(model), torch.autocast('cpu', dtype=self.cast_dtype):
+            yield
+
+
 def amp_to_cpu(cfg: Config) -> None:
-    """mmengine's ``AmpOptimWrapper`` refuses to start without a GPU: fall back to fp32 there, loudly."""
+    """mmengine's ``AmpOptimWrapper`` refuses to start without a GPU: there it becomes
+    :class:`CPUAmpOptimWrapper` (bfloat16 autocast on the CPU), said in the log."""
     wrapper = cfg.get('optim_wrapper', {})
     if wrapper.get('type') == 'AmpOptimWrapper' and not torch.cuda.is_available():
-        print_log('AmpOptimWrapper needs a GPU; no CUDA device here, so this run trains in fp32 with '
-                  'OptimWrapper instead', logger='current', level=30)
-        wrapper['type'] = 'OptimWrapper'
-        for key in ('loss_scale', 'dtype', 'use_fsdp'):
+        print_log('AmpOptimWrapper needs a GPU; no CUDA device here, so training runs with bfloat16 autocast on '
+                  'the CPU instead (CPUAmpOptimWrapper, no loss scaling)', logger='current', level=30)
+        wrapper['type'] = 'CPUAmpOptimWrapper'
+        for key in ('loss_scale', 'use_fsdp'):
             wrapper.pop(key, None)
 
 
@@ -165,10 +197,10 @@ def add_dump_metric(runner, scope: str, out: Optional[str]) -> None:
 
 
 def build_runner(cfg: Config):
-    """The config's ``runner_type`` if it names one, else :class:`~mmvit_backbones.checkpoint.MMViTRunner`."""
+    """The config's ``runner_type`` if it names one, else :class:`~mmvit_backbones.engine.MMViTRunner`."""
     from mmengine.registry import RUNNERS
 
-    from .checkpoint import MMViTRunner
+    from .engine import MMViTRunner
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return MMViTRunner.from_cfg(cfg)

@@ -65,23 +65,24 @@ def check_outputs(model, sizes: Sequence[tuple], channels: Sequence[int], out_in
 
 
 def check_frozen_stages(build: Callable, num_stages: int = 4):
-    """frozen_stages=k: stem and stages < k have no grad and stay in eval mode after .train()."""
+    """frozen_stages=k: stem and stages < k have no grad from the moment the backbone is built (so the
+    trainable set is fixed before DDP wraps it) and stay in eval mode after .train()."""
     for k in range(-1, num_stages + 1):
         model = build(frozen_stages=k)
-        model.train()
         frozen = set()
+        modules = []
         if k >= 0:
-            for m in model.stem_modules():
-                frozen |= {id(p) for p in m.parameters()}
-                assert not m.training
+            modules += list(model.stem_modules())
             for i in range(k):
-                for m in model.stage_modules(i):
-                    frozen |= {id(p) for p in m.parameters()}
-                    assert not m.training
+                modules += list(model.stage_modules(i))
+        for m in modules:
+            frozen |= {id(p) for p in m.parameters()}
+        for p in model.parameters():  # right after build
+            assert p.requires_grad == (id(p) not in frozen)
+        model.train()
+        assert all(not m.training for m in modules)
         for p in model.parameters():
             assert p.requires_grad == (id(p) not in frozen)
-        if k == num_stages:
-            assert not any(p.requires_grad for p in model.parameters() if id(p) in frozen)
     with pytest.raises(ValueError, match='frozen_stages'):
         build(frozen_stages=num_stages + 1)
 

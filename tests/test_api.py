@@ -87,6 +87,20 @@ def test_create_backbone_errors():
         create_backbone('xcit-nano-12-p16', foo=1)
 
 
+def test_pretrained_true_and_list_backbones_pretrained():
+    """``pretrained=True`` means the default release (``mmvit://<name>``; downloads: test_checkpoint_zoo.py);
+    ``list_backbones(pretrained=True)`` is the subset of names that have a direct download."""
+    with_weights = list_backbones(pretrained=True)
+    assert set(with_weights) < set(list_backbones())
+    assert 'twins-svt-small' in with_weights and 'xcit-nano-12-p16' in with_weights
+    assert not any(name.startswith('crossformer-') for name in with_weights)  # Google Drive / Baidu pages only
+    with pytest.raises(TypeError, match=r'pretrained must be a checkpoint path or URL \(str\), True \(the default '
+                                        r'release\) or None, got int 1'):
+        create_backbone('gcvit-tiny', pretrained=1)
+    with pytest.raises(ValueError, match='got both pretrained=.mmvit://gcvit-tiny. and init_cfg'):
+        create_backbone('gcvit-tiny', pretrained=True, init_cfg=dict(type='Pretrained', checkpoint='b.pth'))
+
+
 def test_create_backbone_without_mmdet_or_mmseg():
     """A detectron2/Ultralytics user: neither mmdet nor mmseg importable, the API still works."""
     code = ("import sys\n"

@@ -13,6 +13,7 @@ what runs, not by timing.
 """
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -35,13 +36,14 @@ class TableRecorder(TorchDispatchMode):
     def __init__(self) -> None:
         super().__init__()
         self.created = []
+        self.inside_sdpa = False
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        if func.is_view:
-            return out
-        inputs = [a for a in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
+        if func.is_view or self.inside_sdpa:
+            return out  # torch < 2.3 runs SDPA's math path as visible operators (a bool mask's logical_not)
+        inputs = [a for a in torch.utils._pytree.tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
         if any(_floating(t) for t in inputs):
             return out  # derived from data (pooling indices, embedding_bag's bookkeeping)
         outs = out if isinstance(out, (tuple, list)) else [out]
@@ -53,8 +55,21 @@ class TableRecorder(TorchDispatchMode):
 
 def _record(model, x):
     recorder = TableRecorder()
-    with torch.no_grad(), recorder:
-        model(x)
+    sdpa = F.scaled_dot_product_attention
+
+    def marked_sdpa(*args, **kwargs):  # what torch itself does inside SDPA is not this package's table
+        recorder.inside_sdpa = True
+        try:
+            return sdpa(*args, **kwargs)
+        finally:
+            recorder.inside_sdpa = False
+
+    F.scaled_dot_product_attention = marked_sdpa
+    try:
+        with torch.no_grad(), recorder:
+            model(x)
+    finally:
+        F.scaled_dot_product_attention = sdpa
     return recorder.created
 
 

@@ -138,3 +138,29 @@ def test_keys_no_parameter_takes_raise_and_classifier_keys_are_reported(tmp_path
     path = str(tmp_path / 'plain.pth')
     torch.save(_official_state(), path)
     assert load_pretrained(_TinyBackbone(), path).unexpected == ['head.weight']
+
+
+@pytest.mark.parametrize('name', ['model.safetensors', 'renamed.pth'])
+def test_safetensors_files_load_by_their_header(tmp_path, name):
+    """A safetensors file (timm's and Hugging Face's format) is recognised by its header, whatever its name,
+    and read with the safetensors library: tensors only, no pickle."""
+    from safetensors.torch import save_file
+    path = str(tmp_path / name)
+    save_file(_official_state(), path, metadata={'format': 'pt'})
+    model = _TinyBackbone()
+    report = load_pretrained(model, path)
+    torch.testing.assert_close(model.stem.weight, _official_state()['patch.weight'])
+    assert report.container == 'raw' and report.unexpected == ['head.weight'] and len(report.loaded) == 4
+
+
+def test_damaged_safetensors_and_callable_map_location(tmp_path):
+    from safetensors.torch import save_file
+
+    from mmvit_backbones.checkpoint import read_checkpoint
+    path = tmp_path / 'model.safetensors'
+    save_file(_official_state(), str(path))
+    with pytest.raises(ValueError, match='a safetensors checkpoint .* takes a device or device string'):
+        read_checkpoint(str(path), map_location=lambda storage, loc: storage)
+    path.write_bytes(path.read_bytes()[:-10])  # truncated: the header promises more bytes than there are
+    with pytest.raises(CheckpointError, match=r'model\.safetensors: the safetensors file is truncated or corrupt'):
+        load_pretrained(_TinyBackbone(), str(path))

@@ -14,6 +14,8 @@ from mmengine.registry import MODELS
 
 from backbone_checks import projection_loss
 
+from mmvit_backbones import compat
+
 BACKEND = os.environ.get('MMVIT_COMPILE_BACKEND', 'aot_eager')
 TOL = 1e-5
 
@@ -36,7 +38,15 @@ def _max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
 
 
-@pytest.mark.parametrize('type_name', list(ARCHS))
+# torch 2.1's dynamo cannot capture CrossFormer's group plan (a NamedTuple built in the forward) nor TransNeXt's
+# size-keyed geometry (functools.lru_cache): graph breaks, so fullgraph=True fails there. They capture on torch 2.13;
+# the versions in between are not tested. The other four families compile on both lanes.
+OLD_DYNAMO = compat.torch_version() < (2, 2)
+NEEDS_NEWER_DYNAMO = pytest.mark.xfail(OLD_DYNAMO, strict=True, reason='torch 2.1 dynamo: graph breaks in the family')
+
+
+@pytest.mark.parametrize('type_name', [pytest.param(t, marks=NEEDS_NEWER_DYNAMO) if t in ('CrossFormer', 'TransNeXt')
+                                       else t for t in ARCHS])
 def test_fullgraph_compile_matches_eager(type_name):
     torch._dynamo.reset()
     model = MODELS.build(dict(type=type_name, arch=ARCHS[type_name], drop_path_rate=0.0))
@@ -71,6 +81,7 @@ def test_fullgraph_compile_matches_eager(type_name):
 
 # 9 + 2x3 logits per query and head in every stage at 64x96: tiles of 8 / 4 / 2 queries of one row
 # (blocks of whole rows are the same loop with one tile per row; eager covers both in test_transnext_ops)
+@NEEDS_NEWER_DYNAMO
 @pytest.mark.parametrize('block', [8 * 15])
 def test_transnext_blocked_inference_compiles(monkeypatch, block):
     """TransNeXt's inference attention in several blocks of rows, and in tiles of one row (the sizes a

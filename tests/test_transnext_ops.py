@@ -1,4 +1,5 @@
-"""Aggregated attention: fast vs reference (fp32/bf16/fp16, forward/backward), and the lazy position bias."""
+"""Aggregated attention: fast vs reference (fp32/bf16/fp16, forward/backward), what the training path saves
+for the backward, and the lazy position bias."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -30,12 +31,16 @@ def _inputs(b=2, h=3, d=8, size=(7, 10), pool=(2, 3), dtype=torch.float32, seed=
 def _run(impl, tensors, bias, size, pool):
     return aa.aggregated_attention(
         **tensors, size=size, pool_size=pool, padding_mask=aa.local_padding_mask(size),
-        pool_bias=lambda r0, r1: bias[:, r0:r1], impl=impl)
+        pool_bias=PoolBias.from_dense(bias), impl=impl)
 
 
-@pytest.mark.parametrize('size,pool', [((7, 10), (2, 3)), ((1, 5), (1, 1)), ((8, 8), (4, 4))])
-def test_fast_matches_reference_fp32_forward_backward(size, pool):
-    tensors, bias = _inputs(size=size, pool=pool)
+# training path (BlockedAggregatedAttention): one block; blocks of one row; tiles of 4, 4, 2 queries; batch 0
+@pytest.mark.parametrize('size,pool,b,block', [((7, 10), (2, 3), 2, 1 << 22), ((7, 10), (2, 3), 2, 2 * 3 * 15 * 10),
+                                               ((7, 10), (2, 3), 2, 2 * 3 * 15 * 4), ((1, 5), (1, 1), 2, 1 << 22),
+                                               ((8, 8), (4, 4), 1, 1 << 22), ((5, 6), (2, 2), 0, 1 << 22)])
+def test_fast_matches_reference_fp32_forward_backward(monkeypatch, size, pool, b, block):
+    monkeypatch.setattr(aa, 'ROW_BLOCK_ELEMENTS', block)
+    tensors, bias = _inputs(b=b, size=size, pool=pool)
     outs, grads = [], []
     for impl in ('reference', 'fast'):
         out = _run(impl, tensors, bias, size, pool)
@@ -46,7 +51,38 @@ def test_fast_matches_reference_fp32_forward_backward(size, pool):
             v.grad = None
     torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-5)
     for k in grads[0]:
-        torch.testing.assert_close(grads[1][k], grads[0][k], rtol=1e-4, atol=1e-5, msg=k)
+        torch.testing.assert_close(grads[1][k], grads[0][k], rtol=1e-5, atol=1e-5, msg=k)
+
+
+def _saved_numels(fn):
+    """Sizes of the tensors autograd saves for the backward while ``fn`` runs."""
+    numels = []
+
+    def pack(t):
+        numels.append(t.numel())
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return numels
+
+
+def test_training_path_saves_no_pooled_logits():
+    """The PyTorch training path keeps no ``(heads, queries, pooled)`` tensor for the backward (it recomputes
+    the pooled logits block by block); the reference path, which keeps its softmax, shows the check sees one."""
+    torch.manual_seed(0)
+    size, pool, heads = (16, 16), (8, 8), 2
+    tensors, _ = _inputs(b=1, h=heads, size=size, pool=pool)
+    fc1, fc2 = torch.nn.Linear(2, 512), torch.nn.Linear(512, heads)
+    geometry = bias_geometry(size, pool, 14, None, 2, torch.device('cpu'))
+    pooled_logits = heads * size[0] * size[1] * pool[0] * pool[1]
+
+    def run(impl):
+        bias = PoolBias(evaluate_cpb(fc1, fc2, geometry), geometry)
+        out = aa.aggregated_attention(**tensors, size=size, pool_size=pool, padding_mask=aa.local_padding_mask(size),
+                                      pool_bias=bias, impl=impl)
+        out.sum().backward()
+    assert max(_saved_numels(lambda: run('reference'))) >= pooled_logits
+    assert max(_saved_numels(lambda: run('fast'))) < pooled_logits // 4
 
 
 # one block; blocks of two query rows; tiles of 4, 4, 2 queries of one row; one query per block

@@ -1,9 +1,11 @@
 """Every Twins config builds its full model and runs one loss and one predict step; recipes and param counts."""
 import glob
 import os
+import re
 
 import pytest
-from config_checks import ROOT, build_model, count_params, load_config, loss_and_predict
+from config_checks import (ROOT, build_model, build_on_meta, count_params, load_config, loss_and_predict,
+                           metafile_entry)
 
 CONFIGS = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, 'configs', 'twins', '*.py')))
 VARIANTS = {  # short name: (type, arch, channels)
@@ -22,16 +24,20 @@ def test_every_variant_has_every_config():
     names = {os.path.basename(p) for p in CONFIGS}
     for short in VARIANTS:
         for name in (f'mask_rcnn_twins-{short}_fpn_1x_coco.py', f'mask_rcnn_twins-{short}_fpn_3x_coco.py',
-                     f'dino-4scale_twins-{short}_12e_coco.py', f'upernet_twins-{short}_160k_ade20k.py'):
+                     f'dino-4scale_twins-{short}_12e_coco.py', f'upernet_twins-{short}_160k_ade20k.py',
+                     f'retinanet_twins-{short}_fpn_1x_coco.py', f'retinanet_twins-{short}_fpn_3x_coco.py',
+                     f'sem_fpn_twins-{short}_80k_ade20k.py'):
             assert name in names
     assert {'mask_rcnn_coco.py', 'dino_coco.py', 'upernet_ade20k.py'} <= names
-    assert len(CONFIGS) == 27
+    assert len(CONFIGS) == 45
 
 
 # Configs whose `model` equals another config's (same recipe for the network; only data, optimizer or
 # schedule differ): their loss/predict step is the one of the config they share the model with.
 SAME_MODEL = {f'configs/twins/mask_rcnn_twins-{s}_fpn_3x_coco.py': f'configs/twins/mask_rcnn_twins-{s}_fpn_1x_coco.py'
               for s in VARIANTS}
+SAME_MODEL.update({f'configs/twins/retinanet_twins-{s}_fpn_3x_coco.py':
+                   f'configs/twins/retinanet_twins-{s}_fpn_1x_coco.py' for s in VARIANTS})
 SAME_MODEL.update({
     'configs/twins/mask_rcnn_coco.py': 'configs/twins/mask_rcnn_twins-pcpvt-s_fpn_1x_coco.py',
     'configs/twins/dino_coco.py': 'configs/twins/dino-4scale_twins-pcpvt-s_12e_coco.py',
@@ -44,7 +50,14 @@ def test_config_shares_model(path):
     assert load_config(path).model.to_dict() == load_config(SAME_MODEL[path]).model.to_dict()
 
 
-@pytest.mark.parametrize('path', [p for p in CONFIGS if p not in SAME_MODEL])
+# RetinaNet and Semantic FPN: one loss/predict step per head (PCPVT and SVT); every config of these heads
+# is built on the meta device and counted in test_head_configs (the step adds nothing per variant but time).
+HEAD_STEPPED = {'configs/twins/retinanet_twins-pcpvt-s_fpn_1x_coco.py',
+                'configs/twins/sem_fpn_twins-svt-s_80k_ade20k.py'}
+HEADS = [p for p in CONFIGS if os.path.basename(p).startswith(('retinanet_', 'sem_fpn_')) and p not in SAME_MODEL]
+
+
+@pytest.mark.parametrize('path', [p for p in CONFIGS if p not in SAME_MODEL and (p not in HEADS or p in HEAD_STEPPED)])
 def test_config_builds_and_runs(path):
     cfg = load_config(path)
     backbone = cfg.model.backbone
@@ -136,3 +149,35 @@ def test_upernet_param_counts(short):
         assert int((ours + dead_head) / 1e6) == 133 and abs(ours - published) / published < 0.005
     else:
         assert abs(ours + dead_head - published) / published < 0.001
+
+
+@pytest.mark.parametrize('path', HEADS)
+def test_head_configs(path):
+    """RetinaNet (1x "PVT setting"; 3x checked equal above) and Semantic FPN 80k: the authors' recipes, the
+    backbone's channels into the neck, and the whole-model size in the metafile."""
+    short = re.search(r'_twins-(\w+-\w)_', path).group(1)
+    type_name, arch, dims = VARIANTS[short]
+    cfg = load_config(path)
+    backbone = cfg.model.backbone
+    assert (backbone.type, backbone.arch, backbone.init_cfg.type) == (type_name, arch, 'Pretrained')
+    assert cfg.model.neck.in_channels == dims and cfg.optim_wrapper.type == 'OptimWrapper'
+    assert 'paramwise_cfg' not in cfg.optim_wrapper
+    assert (cfg.optim_wrapper.optimizer.type, cfg.optim_wrapper.optimizer.lr,
+            cfg.optim_wrapper.optimizer.weight_decay) == ('AdamW', 1e-4, 1e-4)
+    if cfg.model.type == 'RetinaNet':
+        assert (cfg.model.neck.start_level, cfg.model.neck.add_extra_convs) == (1, 'on_input')
+        assert cfg.train_cfg.max_epochs == 12 and cfg.param_scheduler[1].milestones == [8, 11]
+        assert backbone.drop_path_rate == 0.2 and cfg.auto_scale_lr.base_batch_size == 16
+        three = load_config(path.replace('_1x_', '_3x_'))
+        assert (three.optim_wrapper.optimizer.lr, three.optim_wrapper.optimizer.weight_decay) == (1e-4, 0.05)
+        assert set(three.optim_wrapper.paramwise_cfg.custom_keys) == {'pos_block', 'norm'}
+        assert three.train_cfg.max_epochs == 36 and three.param_scheduler[1].milestones == [27, 33]
+        assert any(t.type == 'RandomChoice' for t in three.train_dataloader.dataset.pipeline)
+    else:
+        assert cfg.model.decode_head.in_channels == [256] * 4 and cfg.model.decode_head.num_classes == 150
+        assert cfg.param_scheduler == [dict(type='PolyLR', eta_min=1e-6, power=0.9, begin=0, end=80000,
+                                            by_epoch=False)]
+        assert cfg.train_dataloader.batch_size == 4 and cfg.auto_scale_lr.base_batch_size == 32
+        assert backbone.drop_path_rate == (0.3 if short == 'svt-l' else 0.2)
+        assert cfg.model.pretrained is None  # mmseg's FPN base names a ResNet checkpoint there
+    assert f'{count_params(build_on_meta(cfg)) / 1e6:.2f}M' == metafile_entry(path)['Metadata']['Parameters']

@@ -16,7 +16,8 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope, init_default_scope
 
-from mmvit_backbones.checkpoint import CheckpointError, MMViTRunner, load_whole_model
+from mmvit_backbones.checkpoint import CheckpointError, load_whole_model
+from mmvit_backbones.engine import MMViTRunner
 from mmvit_backbones.checkpoint.whole_model import HEAD_RENAMES, writer_of
 
 FIXTURES = osp.join(osp.dirname(osp.abspath(__file__)), 'fixtures')
@@ -113,19 +114,43 @@ def _channels(backbone_cfg: dict):
         return list(MODELS.build(backbone_cfg).out_channels)
 
 
+SEG_KINDS = ('upernet', 'sem_fpn', 'mask2former')
+
+
 def build_whole(family: str, kind: str = 'mask_rcnn', backbone: dict = None, seed: int = 0):
-    """A small Mask R-CNN / DINO (mmdet) or UperNet (mmseg) with a reduced backbone of ``family``."""
+    """A small Mask R-CNN / RetinaNet / DINO (mmdet) or UperNet / Semantic FPN / Mask2Former (mmseg) with a
+    reduced backbone of ``family``: the library's own model config, only narrower and shallower."""
     backbone = dict(backbone or TINY[family])
     channels = _channels(backbone)
-    if kind == 'upernet':
+    if kind in SEG_KINDS:
         from mmseg.registry import MODELS
         from mmseg.utils import register_all_modules
-        cfg = _mm_config('mmseg', '_base_/models/upernet_r50.py').model
+        scope = 'mmseg'
+        if kind == 'upernet':
+            cfg = _mm_config('mmseg', '_base_/models/upernet_r50.py').model
+            cfg.decode_head.update(in_channels=channels, channels=16, num_classes=4, norm_cfg=dict(type='BN'))
+            cfg.auxiliary_head.update(in_channels=channels[2], channels=8, num_classes=4, norm_cfg=dict(type='BN'))
+        elif kind == 'sem_fpn':
+            cfg = _mm_config('mmseg', '_base_/models/fpn_r50.py').model
+            cfg.neck.update(in_channels=channels, out_channels=16)
+            cfg.decode_head.update(in_channels=[16] * 4, channels=8, num_classes=4, norm_cfg=dict(type='BN'))
+        else:
+            import mmdet.models  # noqa: F401  (mmseg's Mask2FormerHead is built from mmdet's parts)
+            cfg = _mm_config('mmseg', 'mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py').model
+            head = cfg.decode_head
+            head.update(in_channels=channels, feat_channels=32, out_channels=32, num_classes=4, num_queries=8)
+            head.loss_cls.class_weight = [1.0] * 4 + [0.1]
+            head.pixel_decoder.encoder.update(num_layers=1)
+            head.pixel_decoder.encoder.layer_cfg.self_attn_cfg.embed_dims = 32
+            head.pixel_decoder.encoder.layer_cfg.ffn_cfg.update(embed_dims=32, feedforward_channels=64)
+            head.pixel_decoder.positional_encoding.num_feats = 16
+            head.positional_encoding.num_feats = 16
+            head.transformer_decoder.update(num_layers=2)
+            layer = head.transformer_decoder.layer_cfg
+            layer.self_attn_cfg.embed_dims = layer.cross_attn_cfg.embed_dims = 32
+            layer.ffn_cfg.update(embed_dims=32, feedforward_channels=64)
         cfg.pop('pretrained', None)
         cfg.backbone = backbone
-        cfg.decode_head.update(in_channels=channels, channels=16, num_classes=4, norm_cfg=dict(type='BN'))
-        cfg.auxiliary_head.update(in_channels=channels[2], channels=8, num_classes=4, norm_cfg=dict(type='BN'))
-        scope = 'mmseg'
     else:
         from mmdet.registry import MODELS
         from mmdet.utils import register_all_modules
@@ -144,6 +169,11 @@ def build_whole(family: str, kind: str = 'mask_rcnn', backbone: dict = None, see
             cfg.positional_encoding.num_feats = 16
             cfg.update(num_queries=16)
             cfg.bbox_head.num_classes = 3
+        elif kind == 'retinanet':
+            cfg = _mm_config('mmdet', '_base_/models/retinanet_r50_fpn.py').model
+            cfg.backbone = backbone
+            cfg.neck.update(in_channels=channels, out_channels=16)
+            cfg.bbox_head.update(in_channels=16, feat_channels=16, stacked_convs=2, num_classes=3)
         else:
             cfg = _mm_config('mmdet', '_base_/models/mask-rcnn_r50_fpn.py').model
             cfg.backbone = backbone
@@ -185,7 +215,11 @@ def _runner_load(model, path, allow_partial=False):
 
 WHOLE = [('gcvit', 'mask_rcnn', ('mmdet', '2.19.0')), ('twins', 'mask_rcnn', ('mmdet', '2.8.0')),
          ('twins', 'upernet', ('mmseg', '0.20.2')), ('crossformer', 'mask_rcnn', ('mmdet', '2.26.0')),
-         ('xcit', 'upernet', ('mmseg', '0.11.0')), ('transnext', 'dino', ('mmdet', '3.0.0'))]
+         ('xcit', 'upernet', ('mmseg', '0.11.0')), ('transnext', 'dino', ('mmdet', '3.0.0')),
+         # the other heads the authors released (writer versions: their READMEs / requirements)
+         ('twins', 'retinanet', ('mmdet', '2.8.0')), ('twins', 'sem_fpn', ('mmseg', '0.12.0')),
+         ('crossformer', 'retinanet', ('mmdet', '2.26.0')), ('crossformer', 'sem_fpn', ('mmseg', '0.29.1')),
+         ('xcit', 'sem_fpn', ('mmseg', '0.11.0')), ('transnext', 'mask2former', ('mmseg', '1.0.0'))]
 
 
 @pytest.mark.parametrize('family,kind,writer', WHOLE)
@@ -193,7 +227,7 @@ def test_authors_whole_model_loads_with_nothing_missing(tmp_path, family, kind, 
     source = build_whole(family, kind, seed=0)
     path = authors_checkpoint(source, family, str(tmp_path / f'{family}_{kind}.pth'), writer)
     target = build_whole(family, kind, seed=1)
-    if kind == 'upernet':  # the plain function that tools/convert and users call
+    if kind in ('upernet', 'sem_fpn'):  # the plain function that tools/convert and users call
         report = load_whole_model(target, path)
         assert report['missing'] == [] and report['mismatched'] == []
     else:
@@ -251,11 +285,13 @@ def test_backbone_init_cfg_of_another_depth_raises(tmp_path):
         model.init_weights()
 
 
-def test_mmdet2_and_mmseg0_heads_have_the_submodule_names_of_the_installed_releases():
+@pytest.mark.parametrize('fixture_name', ['mm2x_module_names.json', 'mm1x_mask2former_module_names.json'])
+def test_released_heads_have_the_submodule_names_of_the_installed_releases(fixture_name):
     """Why HEAD_RENAMES is empty: the submodules (hence the state-dict keys) of every neck/head the authors
-    released are named alike in mmdet 2.28.2 / mmseg 0.30.0 (fixture) and the installed mmdet 3 / mmseg 1."""
+    released are named alike in mmdet 2.28.2 / mmseg 0.30.0 (and, for TransNeXt's Mask2Former, mmseg 1.0.0 /
+    mmdet 3.0.0 / mmcv 2.0.0; fixtures) and the installed mmdet 3 / mmseg 1 / mmcv 2."""
     import importlib
-    fixture = json.load(open(osp.join(FIXTURES, 'whole_models', 'mm2x_module_names.json')))
+    fixture = json.load(open(osp.join(FIXTURES, 'whole_models', fixture_name)))
     pattern = re.compile(fixture.pop('_pattern'))
     for release in fixture.values():
         for rel, names in release.items():
@@ -264,3 +300,21 @@ def test_mmdet2_and_mmseg0_heads_have_the_submodule_names_of_the_installed_relea
             installed = sorted({m for groups in pattern.findall(source) for m in groups if m})
             assert installed == names, (rel, set(installed) ^ set(names))
     assert HEAD_RENAMES == {'mmdet': {2: []}, 'mmseg': {0: []}}
+
+
+def test_mmseg_twins_semantic_fpn_release_loads(tmp_path):
+    """The Twins Semantic FPN weights the configs name are OpenMMLab's (mmseg 0.20, its own ``SVT`` class):
+    such a file, made here from mmseg's installed ``SVT`` with the same widths, loads with nothing missing."""
+    from mmseg.registry import MODELS
+    arch = TINY['twins']['arch']
+    target = build_whole('twins', 'sem_fpn', seed=1)
+    theirs = MODELS.build(dict(type='SVT', embed_dims=arch['embed_dims'], num_heads=arch['num_heads'],
+                               mlp_ratios=arch['mlp_ratios'], depths=arch['depths'], sr_ratios=arch['sr_ratios'],
+                               windiow_sizes=arch['window_sizes'], norm_after_stage=True, qkv_bias=True))
+    state = {f'backbone.{k}': v for k, v in theirs.state_dict().items()}
+    state.update({k: v for k, v in target.state_dict().items() if not k.startswith('backbone.')})
+    path = str(tmp_path / 'twins_svt-s_fpn_fpnhead.pth')
+    torch.save({'state_dict': state, 'meta': {'mmseg_version': '0.20.0'}}, path)
+    report = load_whole_model(target, path)
+    assert report['missing'] == [] and report['mismatched'] == [] and report['unexpected'] == []
+    assert any(k.startswith('backbone.layers.') for k in state)  # mmseg's keys, not ours

@@ -5,9 +5,8 @@ import glob
 import os
 
 import pytest
-import torch
-from config_checks import ROOT, _drop_pretrained, build_model, count_params, load_config, loss_and_predict
-from mmengine.registry import DefaultScope, init_default_scope
+from config_checks import (ROOT, build_model, build_on_meta, count_params, load_config, loss_and_predict,
+                           metafile_entry)
 
 CONFIGS = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, 'configs', 'xcit', '*.py')))
 # Each model type (Mask R-CNN 1x and 3x build the same model) at both patch sizes: the three defaults
@@ -16,6 +15,7 @@ STEPPED = {
     'configs/xcit/mask_rcnn_coco.py', 'configs/xcit/dino_coco.py', 'configs/xcit/upernet_ade20k.py',
     'configs/xcit/mask_rcnn_xcit-tiny-12-p8_fpn_3x_coco.py',
     'configs/xcit/dino-4scale_xcit-tiny-12-p8_12e_coco.py', 'configs/xcit/upernet_xcit-tiny-12-p8_160k_ade20k.py',
+    'configs/xcit/sem_fpn_xcit-tiny-12-p16_80k_ade20k.py',
 }
 ALL_STEPS = '1' in (os.environ.get('XCIT_ALL_CONFIG_STEPS'), os.environ.get('MMVIT_ALL_CONFIG_STEPS'))
 DIMS = {'tiny': 192, 'small': 384, 'medium': 512}
@@ -27,30 +27,14 @@ WHOLE_MODEL_PARAMS = {
 }
 
 
-def build_on_meta(cfg):
-    """Build ``cfg.model`` on the meta device (no memory, no init): enough to count and check wiring."""
-    scope = cfg.get('default_scope', 'mmdet')
-    init_default_scope(scope)
-    if scope == 'mmdet':
-        from mmdet.registry import MODELS
-        from mmdet.utils import register_all_modules
-    else:
-        from mmseg.registry import MODELS
-        from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    model_cfg = cfg.model.copy()
-    _drop_pretrained(model_cfg)
-    with DefaultScope.overwrite_default_scope(scope), torch.device('meta'):
-        return MODELS.build(model_cfg)
-
-
 def test_config_set():
     names = {os.path.basename(p) for p in CONFIGS}
     assert {'mask_rcnn_coco.py', 'dino_coco.py', 'upernet_ade20k.py'} <= names
     for arch in ('tiny-12', 'small-12', 'small-24', 'medium-24'):
         for patch in ('p16', 'p8'):
             for name in (f'mask_rcnn_xcit-{arch}-{patch}_fpn_3x_coco.py', f'mask_rcnn_xcit-{arch}-{patch}_fpn_1x_coco.py',
-                         f'dino-4scale_xcit-{arch}-{patch}_12e_coco.py', f'upernet_xcit-{arch}-{patch}_160k_ade20k.py'):
+                         f'dino-4scale_xcit-{arch}-{patch}_12e_coco.py', f'upernet_xcit-{arch}-{patch}_160k_ade20k.py',
+                         f'sem_fpn_xcit-{arch}-{patch}_80k_ade20k.py'):
                 assert name in names, name
     assert STEPPED <= set(CONFIGS)
 
@@ -67,6 +51,16 @@ def test_config_builds(path):
     assert model.backbone.out_channels == (c, ) * len(model.backbone.out_indices)
     if path in WHOLE_MODEL_PARAMS:
         assert count_params(model) == WHOLE_MODEL_PARAMS[path]
+    if cfg.model.get('decode_head', {}).get('type') == 'FPNHead':  # Semantic FPN: the authors' sem_fpn recipe
+        assert cfg.model.neck.in_channels == [c] * 4 and cfg.model.neck.out_channels == c
+        assert cfg.model.decode_head.in_channels == [c] * 4 and cfg.model.decode_head.channels == 128
+        assert (cfg.optim_wrapper.optimizer.lr, cfg.optim_wrapper.optimizer.weight_decay) == (6e-5, 0.01)
+        assert cfg.optim_wrapper.paramwise_cfg.custom_keys == dict(norm=dict(decay_mult=0.0))
+        assert [(s.type, s.end) for s in cfg.param_scheduler] == [('LinearLR', 1500), ('PolyLR', 80000)]
+        assert cfg.param_scheduler[1].power == 1.0 and cfg.train_dataloader.batch_size == 2
+        assert backbone.drop_path_rate == {'tiny-12': 0.0, 'small-12': 0.05, 'small-24': 0.1,
+                                           'medium-24': 0.2}[backbone.arch.rsplit('-', 1)[0]]
+        assert f'{count_params(model) / 1e6:.2f}M' == metafile_entry(path)['Metadata']['Parameters']
 
 
 @pytest.mark.parametrize('path', [p for p in CONFIGS if ALL_STEPS or p in STEPPED])

@@ -4,6 +4,14 @@
     python tools/benchmark.py --models TwinsPCPVT:small GCViT:tiny --sizes 224x224 --batch 2 --iters 10
     python tools/benchmark.py --out benchmarks/cpu.json --device cpu --threads 2
     python tools/benchmark.py --compile --sizes 512x512 --modes forward   # eager vs torch.compile side by side
+    python tools/benchmark.py --transnext-paths --threads 1    # TransNeXt-T train step, each attention path here
+
+``TYPE:ARCH@IMPL`` builds the backbone with ``attn_impl=IMPL`` (TransNeXt: ``auto``, ``fast``, ``reference``,
+``triton``); ``--transnext-paths`` runs TransNeXt-T's training step (forward+backward) once per aggregated-attention
+path available on the device (the PyTorch ``fast`` path everywhere, the ``triton`` kernel on CUDA with a usable
+``triton``). Rows also carry ``cpu_s``, the process CPU time per timed pass: on a machine shared with other work
+it is steadier than the wall time (with ``--threads 1`` it is the single-thread time).
+:func:`compare_transnext_paths` compares the Triton kernel with the PyTorch path on CUDA (for GPU checks).
 
 Protocol: random weights, eval mode for "forward" (no_grad), train mode for "forward+backward"
 (sum of squared outputs backpropagated), ``--warmup`` untimed iterations, then ``--iters`` timed ones
@@ -34,8 +42,8 @@ import subprocess
 import sys
 import time
 
-DEFAULT_MODELS = ['TwinsPCPVT:small', 'TwinsSVT:small', 'GCViT:tiny', 'CrossFormer:small', 'XCiT:small-12-p16',
-                  'TransNeXt:tiny']
+DEFAULT_MODELS = ['twins-pcpvt-small', 'twins-svt-small', 'gcvit-tiny', 'crossformer-small', 'xcit-small-12-p16',
+                  'transnext-tiny']  # create_backbone names (TYPE:ARCH works too)
 
 
 def machine_info(device: str) -> dict:
@@ -93,6 +101,13 @@ def _peak_rss_bytes(reset: bool) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # since process start
 
 
+def transnext_paths(device: str) -> list:
+    """The aggregated-attention paths of TransNeXt that run on ``device``: ``fast`` (PyTorch) everywhere,
+    ``triton`` on CUDA where ``triton`` is usable."""
+    from mmvit_backbones.ops.aggregated_attention import triton_status
+    return ['fast'] + (['triton'] if device == 'cuda' and triton_status()[0] else [])
+
+
 def run_case(model_spec: str, size: str, mode: str, batch: int, iters: int, warmup: int, device: str,
              compile_mode: str = None, freezing: bool = True) -> dict:
     """One measurement, in this process (called in a fresh subprocess by :func:`main`).
@@ -102,12 +117,12 @@ def run_case(model_spec: str, size: str, mode: str, batch: int, iters: int, warm
     ``freezing`` applies to forward (inference) cases only.
     """
     import torch
-    from mmengine.registry import MODELS
 
-    import mmvit_backbones  # noqa: F401
-    type_name, arch = model_spec.split(':', 1)
+    from mmvit_backbones.api import parse_backbone_name
+    spec, _, attn_impl = model_spec.partition('@')  # TYPE:ARCH@IMPL: attn_impl=IMPL
+    cls, arch = parse_backbone_name(spec)
     h, w = (int(v) for v in size.lower().split('x'))
-    model = MODELS.build(dict(type=type_name, arch=arch)).to(device)
+    model = cls(arch=arch, **(dict(attn_impl=attn_impl) if attn_impl else {})).to(device)
     x = torch.randn(batch, model.in_channels, h, w, device=device)
     sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
     run = model
@@ -148,12 +163,14 @@ def run_case(model_spec: str, size: str, mode: str, batch: int, iters: int, warm
         reset = _reset_peak_rss()
         base = _rss_bytes()
     times = []
+    cpu_start = time.process_time()
     for _ in range(iters):
         sync()
         start = time.perf_counter()
         step()
         sync()
         times.append(time.perf_counter() - start)
+    cpu_s = (time.process_time() - cpu_start) / max(iters, 1)
     if device == 'cuda':
         peak = torch.cuda.max_memory_allocated() - base
     else:
@@ -162,7 +179,7 @@ def run_case(model_spec: str, size: str, mode: str, batch: int, iters: int, warm
     median = times[len(times) // 2]
     row = dict(model=model_spec, size=f'{h}x{w}', mode=mode, batch=batch, iters=iters,
                params_m=round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
-               median_s=round(median, 4), images_per_s=round(batch / median, 3),
+               median_s=round(median, 4), cpu_s=round(cpu_s, 4), images_per_s=round(batch / median, 3),
                peak_mem_mb=round(max(peak, 0) / 2 ** 20, 1))
     if compile_mode:
         row.update(compiled=compile_mode, compile_s=round(compile_s, 1), freezing=freezing)
@@ -186,6 +203,9 @@ def main() -> None:
     parser.add_argument('--compile-mode', default='default', choices=['default', 'reduce-overhead', 'max-autotune'])
     parser.add_argument('--no-freezing', action='store_true',
                         help="compile forward cases without inductor's freezing (weights as constants)")
+    parser.add_argument('--transnext-paths', action='store_true',
+                        help="TransNeXt-T's training step once per aggregated-attention path available on the device "
+                             '(TransNeXt:tiny@IMPL cases after --models; --modes defaults to forward+backward)')
     parser.add_argument('--case', help=argparse.SUPPRESS)  # internal: run one case and print JSON
     parser.add_argument('--case-compile', help=argparse.SUPPRESS)  # internal: the compile mode of that case
     args = parser.parse_args()
@@ -203,14 +223,16 @@ def main() -> None:
         print('WARNING: no C++ compiler found (gcc/g++/cc, or $CXX): torch.compile (inductor) cannot build CPU '
               'kernels here; the compiled column will report the error', flush=True)
 
-    from mmengine.registry import MODELS
-
     import mmvit_backbones  # noqa: F401
-    specs = args.models or [m for m in DEFAULT_MODELS if MODELS.get(m.split(':')[0]) is not None]
+    specs = args.models or DEFAULT_MODELS
+    modes = args.modes
+    if args.transnext_paths:
+        specs = (args.models or []) + [f'transnext-tiny@{impl}' for impl in transnext_paths(device)]
+        modes = args.modes if '--modes' in sys.argv else ['forward+backward']
     rows = []
     for spec in specs:
         for size in args.sizes:
-            for mode in args.modes:
+            for mode in modes:
                 for compile_mode in [None] + ([args.compile_mode] if args.compile else []):
                     cmd = [sys.executable, __file__, '--case', f'{spec}|{size}|{mode}', '--batch', str(args.batch),
                            '--iters', str(args.iters), '--warmup', str(args.warmup), '--device', device]
@@ -236,6 +258,90 @@ def main() -> None:
     print()
     print(to_markdown(result))
     print(f'\nsaved to {args.out}')
+
+
+def compare_transnext_paths(sizes=((512, 512), (800, 1216)), dtypes=('float32', 'bfloat16', 'float16'),
+                            modes=('forward', 'forward+backward'), impls=('fast', 'triton'), arch='tiny',
+                            batch: int = 1, iters: int = 10, warmup: int = 3, device: str = 'cuda') -> list:
+    """TransNeXt's aggregated-attention paths side by side in one process, on the same weights and input.
+
+    For each size, dtype (``float32``; ``bfloat16``/``float16`` through ``torch.autocast``) and mode (``forward``:
+    eval under ``no_grad``; ``forward+backward``: train mode, a fixed random projection of the four maps
+    backpropagated), every path in ``impls`` (the first is the baseline) is timed (median of ``iters`` after
+    ``warmup``, CUDA synchronised) and its peak memory taken (CUDA: growth of ``max_memory_allocated`` over one
+    pass; elsewhere ``None``). ``max_rel_diff`` is the largest ``max|x - x_base| / max|x_base|`` over the four maps
+    (and, for forward+backward, the input gradient) against the baseline; ``speedup`` is baseline time / this time.
+    Returns one dict per (size, dtype, mode, path) with keys ``size, dtype, mode, attn_impl, median_ms,
+    peak_mem_mb, max_rel_diff, speedup``. ``device='cpu', impls=('fast', 'reference')`` runs the same code
+    without a GPU.
+    """
+    import torch
+    import mmvit_backbones  # noqa: F401
+    from mmvit_backbones.api import parse_backbone_name
+    cuda = device == 'cuda'
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    torch.manual_seed(0)
+    models = {}
+    for impl in impls:
+        cls, arch_name = parse_backbone_name(f'transnext-{arch}' if isinstance(arch, str) else 'transnext-tiny')
+        models[impl] = cls(arch=arch if isinstance(arch, dict) else arch_name, attn_impl=impl).to(device)
+        models[impl].load_state_dict(models[impls[0]].state_dict())
+    rows = []
+    for h, w in sizes:
+        x = torch.randn(batch, 3, h, w, device=device)
+        for dtype_name in dtypes:
+            dtype = getattr(torch, dtype_name)
+            for mode in modes:
+                train = mode != 'forward'
+                base, projections = None, None
+                for impl in impls:
+                    model = models[impl].train(train)
+                    inp = x.clone().requires_grad_(train)
+
+                    def step():
+                        nonlocal projections
+                        model.zero_grad(set_to_none=True)
+                        inp.grad = None
+                        with torch.set_grad_enabled(train), \
+                                torch.autocast(device, dtype=dtype, enabled=dtype != torch.float32):
+                            outs = model(inp)
+                        if train:
+                            if projections is None:
+                                gen = torch.Generator(device=device).manual_seed(1)
+                                projections = [torch.randn(o.shape, device=device, generator=gen) for o in outs]
+                            sum((o.float() * p).sum() for o, p in zip(outs, projections)).backward()
+                            return [o.detach().float() for o in outs] + [inp.grad.float()]
+                        return [o.float() for o in outs]
+
+                    for _ in range(warmup):
+                        step()
+                    sync()
+                    if cuda:
+                        torch.cuda.reset_peak_memory_stats()
+                        start_mem = torch.cuda.memory_allocated()
+                    results = step()
+                    sync()
+                    peak = (torch.cuda.max_memory_allocated() - start_mem) / 2 ** 20 if cuda else None
+                    times = []
+                    for _ in range(iters):
+                        sync()
+                        start = time.perf_counter()
+                        step()
+                        sync()
+                        times.append(time.perf_counter() - start)
+                    model.zero_grad(set_to_none=True)
+                    times.sort()
+                    median = times[len(times) // 2]
+                    if base is None:
+                        base = (results, median)
+                    diff = max(((r - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
+                               for r, b in zip(results, base[0]))
+                    rows.append(dict(size=f'{h}x{w}', dtype=dtype_name, mode=mode, attn_impl=impl,
+                                     median_ms=round(median * 1000, 2),
+                                     peak_mem_mb=None if peak is None else round(peak, 1),
+                                     max_rel_diff=diff, speedup=round(base[1] / median, 3)))
+                    print(rows[-1], flush=True)
+    return rows
 
 
 def _format_row(row: dict) -> str:

@@ -16,7 +16,9 @@ def parse_args():
     parser = argparse.ArgumentParser(description='Train a detector or segmentor with an mmvit-backbones backbone')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument('--amp', action='store_true', help='fp16 automatic mixed precision (AmpOptimWrapper)')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision: fp16 with dynamic loss scaling on a GPU (AmpOptimWrapper); '
+                             'without one, bfloat16 autocast on the CPU')
     parser.add_argument('--auto-scale-lr', action='store_true', help='scale lr by the actual total batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or from the latest checkpoint in the work dir if no path')

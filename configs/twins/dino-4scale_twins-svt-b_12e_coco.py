@@ -8,7 +8,9 @@ model = dict(
         arch='base',
         out_indices=(1, 2, 3),
         drop_path_rate=0.2,
-        # No direct link: download alt_gvt_base.pth by hand from the authors' Google Drive,
-        # https://drive.google.com/file/d/1s83To8xgDWY6Ad8VBP3Nx9gqY709rrGu/view (Meituan-AutoML/Twins README).
+        # The authors publish alt_gvt_base.pth on Google Drive only (Meituan-AutoML/Twins README):
+        # https://drive.google.com/file/d/1s83To8xgDWY6Ad8VBP3Nx9gqY709rrGu/view (download by hand).
+        # The same weights as a direct download, in mmseg's key layout (loads as is; 'mmvit://twins-svt-base'):
+        # https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/twins/alt_gvt_base_20220308-1b7eb711.pth
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/alt_gvt_base.pth')),
     neck=dict(in_channels=[192, 384, 768]))

@@ -9,8 +9,10 @@ model = dict(
         type='TwinsPCPVT',
         arch='large',
         drop_path_rate=0.2,
-        # No direct link: download pcpvt_large.pth by hand from the authors' Google Drive,
-        # https://drive.google.com/file/d/17xZXOWEcSGs0quBmMEkBYCxjPRYH-L45/view (Meituan-AutoML/Twins README).
+        # The authors publish pcpvt_large.pth on Google Drive only (Meituan-AutoML/Twins README):
+        # https://drive.google.com/file/d/17xZXOWEcSGs0quBmMEkBYCxjPRYH-L45/view (download by hand).
+        # The same weights as a direct download, in mmseg's key layout (loads as is; 'mmvit://twins-pcpvt-large'):
+        # https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/twins/pcpvt_large_20220308-37579dc6.pth
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/pcpvt_large.pth')),
     neck=dict(in_channels=[64, 128, 320, 512]))
 optim_wrapper = dict(optimizer=dict(lr=2e-4, weight_decay=1e-4))

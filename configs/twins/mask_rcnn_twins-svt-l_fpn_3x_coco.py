@@ -7,7 +7,9 @@ model = dict(
         type='TwinsSVT',
         arch='large',
         drop_path_rate=0.2,
-        # No direct link: download alt_gvt_large.pth by hand from the authors' Google Drive,
-        # https://drive.google.com/file/d/1um39wxIaicmOquP2fr_SiZdxNCUou8w-/view (Meituan-AutoML/Twins README).
+        # The authors publish alt_gvt_large.pth on Google Drive only (Meituan-AutoML/Twins README):
+        # https://drive.google.com/file/d/1um39wxIaicmOquP2fr_SiZdxNCUou8w-/view (download by hand).
+        # The same weights as a direct download, in mmseg's key layout (loads as is; 'mmvit://twins-svt-large'):
+        # https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/twins/alt_gvt_large_20220308-fb5936f3.pth
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/alt_gvt_large.pth')),
     neck=dict(in_channels=[128, 256, 512, 1024]))

@@ -10,8 +10,10 @@ model = dict(
         type='TwinsPCPVT',
         arch='base',
         drop_path_rate=0.2,
-        # No direct link: download pcpvt_base.pth by hand from the authors' Google Drive,
-        # https://drive.google.com/file/d/1BsD3ZRivvPsHoZB1AX-tbirFLtCln8ky/view (Meituan-AutoML/Twins README).
+        # The authors publish pcpvt_base.pth on Google Drive only (Meituan-AutoML/Twins README):
+        # https://drive.google.com/file/d/1BsD3ZRivvPsHoZB1AX-tbirFLtCln8ky/view (download by hand).
+        # The same weights as a direct download, in mmseg's key layout (loads as is; 'mmvit://twins-pcpvt-base'):
+        # https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/twins/pcpvt_base_20220308-0621964c.pth
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/pcpvt_base.pth')),
     decode_head=dict(in_channels=[64, 128, 320, 512]),
     auxiliary_head=dict(in_channels=320))

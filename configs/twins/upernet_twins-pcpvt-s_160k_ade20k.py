@@ -10,8 +10,10 @@ model = dict(
         type='TwinsPCPVT',
         arch='small',
         drop_path_rate=0.2,
-        # No direct link: download pcpvt_small.pth by hand from the authors' Google Drive,
-        # https://drive.google.com/file/d/1TWIx_8M-4y6UOKtbCgm1v-UVQ-_lYe6X/view (Meituan-AutoML/Twins README).
+        # The authors publish pcpvt_small.pth on Google Drive only (Meituan-AutoML/Twins README):
+        # https://drive.google.com/file/d/1TWIx_8M-4y6UOKtbCgm1v-UVQ-_lYe6X/view (download by hand).
+        # The same weights as a direct download, in mmseg's key layout (loads as is; 'mmvit://twins-pcpvt-small'):
+        # https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/twins/pcpvt_small_20220308-e638c41c.pth
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/pcpvt_small.pth')),
     decode_head=dict(in_channels=[64, 128, 320, 512]),
     auxiliary_head=dict(in_channels=320))

@@ -10,8 +10,10 @@ model = dict(
         type='TwinsSVT',
         arch='small',
         drop_path_rate=0.2,
-        # No direct link: download alt_gvt_small.pth by hand from the authors' Google Drive,
-        # https://drive.google.com/file/d/131SVOphM_-SaBytf4kWjo3ony5hpOt4S/view (Meituan-AutoML/Twins README).
+        # The authors publish alt_gvt_small.pth on Google Drive only (Meituan-AutoML/Twins README):
+        # https://drive.google.com/file/d/131SVOphM_-SaBytf4kWjo3ony5hpOt4S/view (download by hand).
+        # The same weights as a direct download, in mmseg's key layout (loads as is; 'mmvit://twins-svt-small'):
+        # https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/twins/alt_gvt_small_20220308-7e1c3695.pth
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/alt_gvt_small.pth')),
     decode_head=dict(in_channels=[64, 128, 256, 512]),
     auxiliary_head=dict(in_channels=256))

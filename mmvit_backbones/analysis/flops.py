@@ -28,6 +28,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
+import numpy as np
 import torch
 from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.complexity_analysis import _DEFAULT_SUPPORTED_FLOP_OPS
@@ -146,20 +147,14 @@ def rule_handles(rule: str) -> Dict[str, Optional[Any]]:
 # -------------------------------------------------------------------------------- counting
 @contextlib.contextmanager
 def traceable_attention(model: nn.Module) -> Iterator[nn.Module]:
-    """Route TransNeXt's aggregated attention through its reference path while counting.
-
-    The reference path computes the same outputs with matmuls (``F.unfold`` neighbourhoods), so its
-    3x3 local attention is counted; the fast path's nine shifted element-wise products are not.
-    """
-    from mmvit_backbones.models.backbones.transnext import AggregatedAttention
-    changed = [m for m in model.modules() if isinstance(m, AggregatedAttention) and m.attn_impl != 'reference']
-    for m in changed:
-        m.attn_impl = 'reference'
-    try:
+    """Every backbone in ``model`` takes the paths its contract names for FLOP counting
+    (:meth:`~mmvit_backbones.models.backbones.base.PyramidBackbone.counting_paths`) while counting."""
+    from mmvit_backbones.models.backbones.base import PyramidBackbone
+    with contextlib.ExitStack() as stack:
+        for m in model.modules():
+            if isinstance(m, PyramidBackbone):
+                stack.enter_context(m.counting_paths())
         yield model
-    finally:
-        for m in changed:
-            m.attn_impl = 'fast'
 
 
 @dataclass
@@ -218,7 +213,7 @@ class DenseModelForward(nn.Module):
         self.model = model
 
     def data_samples(self, inputs: torch.Tensor) -> list:
-        h, w = inputs.shape[-2:]
+        h, w = (int(s) for s in inputs.shape[-2:])  # plain ints (torch 2.1 traces sizes as tensors)
         meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w), batch_input_shape=(h, w),
                     scale_factor=(1.0, 1.0))
         try:
@@ -232,17 +227,17 @@ class DenseModelForward(nn.Module):
 
     def proposals(self, inputs: torch.Tensor) -> list:
         from mmengine.structures import InstanceData
-        h, w = inputs.shape[-2:]
-        g = torch.Generator().manual_seed(0)
-        xy = torch.rand(self.num_proposals, 2, generator=g) * torch.tensor([w * 0.75, h * 0.75])
-        wh = torch.rand(self.num_proposals, 2, generator=g) * torch.tensor([w * 0.25, h * 0.25]) + 4
-        boxes = torch.cat([xy, xy + wh], dim=1).to(inputs.device)
+        h, w = (int(s) for s in inputs.shape[-2:])  # plain ints (torch 2.1 traces sizes as tensors)
+        rng = np.random.RandomState(0)  # NumPy: torch 2.1's tracer refuses a torch.Generator argument
+        xy = rng.rand(self.num_proposals, 2) * np.array([w * 0.75, h * 0.75])
+        wh = rng.rand(self.num_proposals, 2) * np.array([w * 0.25, h * 0.25]) + 4
+        boxes = torch.from_numpy(np.concatenate([xy, xy + wh], axis=1)).float().to(inputs.device)
         return [InstanceData(bboxes=boxes) for _ in range(inputs.shape[0])]
 
     def forward(self, inputs: torch.Tensor):
         model = self.model
         samples = self.data_samples(inputs)
-        if getattr(model, 'with_rpn', False) and hasattr(model, 'roi_head'):
+        if getattr(model, 'with_rpn', False) and getattr(model, 'roi_head', None) is not None:  # a two-stage detector
             x = model.extract_feat(inputs)
             outs = tuple(model.rpn_head(x))
             roi_head = model.roi_head
@@ -268,44 +263,17 @@ class DenseModelForward(nn.Module):
 
 
 # ---------------------------------------------------------------- ImageNet-table comparisons
-# Constructor arguments that give each family its ImageNet geometry at 224x224 (the dense defaults differ).
-IMAGENET_SETTINGS: Dict[str, dict] = {
-    'GCViT': dict(window_size=(7, 7, 14, 7)),  # dense: 24 in every stage
-    'CrossFormer++': dict(group_size=(4, 4, 14, 7), interval=(4, 2, 1, 1)),  # dense: G=7, I=(8, 4, 2, 1)
-    'TransNeXt': dict(pos_bias_mode='extrapolate'),  # bias evaluated on the actual grid, as in classification
-}
-# Modules of the dense backbones that the ImageNet models do not have.
-DENSE_ONLY_MODULES: Dict[str, Tuple[str, ...]] = {'XCiT': ('pyramid', )}
-NUM_CLASSES = 1000
-
-
 def imagenet_settings(backbone_type: str, arch: str) -> dict:
-    key = 'CrossFormer++' if backbone_type == 'CrossFormer' and arch.startswith('pp-') else backbone_type
-    return dict(IMAGENET_SETTINGS.get(key, {}))
-
-
-def imagenet_only_macs(backbone: nn.Module, tokens: int) -> int:
-    """MACs of the ImageNet-only layers absent from the dense backbone, counted analytically.
-
-    Every family: the classifier, ``C_last * 1000``. XCiT also has two class-attention blocks on the
-    ``tokens + 1`` tokens: the ``qkv`` projection of all tokens, the class token's attention
-    (``q . k`` and ``attn @ v``: ``2 C (tokens + 1)``), its output projection and MLP.
-    Final norms and pooling are element-wise (a few M) and left out.
-    """
-    channels = max(getattr(backbone, 'out_channels', None) or (backbone.embed_dims, ))
-    macs = channels * NUM_CLASSES
-    if type(backbone).__name__ == 'XCiT':
-        c, n = backbone.embed_dims, tokens + 1
-        per_block = n * c * 3 * c + 2 * c * n + c * c + 2 * int(backbone.mlp_ratio * c) * c
-        macs += 2 * per_block
-    return macs
+    """Constructor arguments giving the registered ``backbone_type`` its ImageNet geometry (the backbone's
+    ``classification_settings``)."""
+    from mmengine.registry import MODELS
+    return dict(MODELS.get(backbone_type).classification_settings(arch))
 
 
 def imagenet_flops(backbone: nn.Module, rule: str, img_size: int = 224) -> Tuple[int, FlopCount]:
     """The figure comparable to a paper's ImageNet table: the backbone at ``img_size`` under ``rule``,
-    minus its dense-only modules, plus :func:`imagenet_only_macs`. Returns ``(macs, count)``."""
+    minus its dense-only modules, plus its ImageNet-only layers (``classification_only_macs``).
+    Returns ``(macs, count)``."""
     count = count_flops(backbone, torch.randn(1, backbone.in_channels, img_size, img_size), rule)
-    name = type(backbone).__name__
-    dense_only = sum(count.module(m) for m in DENSE_ONLY_MODULES.get(name, ()))
-    stride = getattr(backbone, 'patch_size', 32) if name == 'XCiT' else 32
-    return count.total - dense_only + imagenet_only_macs(backbone, (img_size // stride)**2), count
+    dense_only = sum(count.module(m) for m in backbone.dense_only_modules)
+    return count.total - dense_only + backbone.classification_only_macs(img_size), count

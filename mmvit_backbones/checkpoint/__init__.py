@@ -9,12 +9,13 @@ from .files import (CheckpointDownloadError, CheckpointError, cache_dir, cached_
 from .loader import (LoadReport, apply_state_dict, check_family, convert_file, convert_state_dict,
                      extract_state_dict, load_pretrained, read_checkpoint)
 from .registry import CONVERTERS, Converter, get_converter, register_converter
-from .runner import MMViTRunner
 from .whole_model import HEAD_RENAMES, convert_whole_model, load_whole_model
+from .zoo import Release, get_release, releases
 
 __all__ = [
     'CONVERTERS', 'CheckpointDownloadError', 'CheckpointError', 'Converter', 'HEAD_RENAMES', 'LoadReport',
-    'MMViTRunner', 'apply_state_dict', 'cache_dir', 'cached_path', 'check_family', 'convert_file',
+    'Release', 'apply_state_dict', 'cache_dir', 'cached_path', 'check_family', 'convert_file',
     'convert_state_dict', 'convert_whole_model', 'download_to_cache', 'extract_state_dict', 'file_sha256',
-    'get_converter', 'load_pretrained', 'load_whole_model', 'read_checkpoint', 'register_converter'
+    'get_converter', 'get_release', 'load_pretrained', 'load_whole_model', 'read_checkpoint', 'register_converter',
+    'releases'
 ]

@@ -1,17 +1,21 @@
 """Where checkpoint bytes come from, and how they are unpickled.
 
 Every location goes through mmengine's :class:`~mmengine.runner.CheckpointLoader` scheme table, so
-whatever it reads is read here too. Three schemes are served by this module instead of mmengine's
+whatever it reads is read here too. Three of its schemes are served by this module instead of mmengine's
 own loader, because mmengine's loads them with ``torch.hub.load_state_dict_from_url``, which
-unpickles with ``weights_only=False`` (arbitrary code from a downloaded file):
+unpickles with ``weights_only=False`` (arbitrary code from a downloaded file), and one is this package's:
 
-* local paths: ``torch.load(weights_only=True)`` with the compat allowlist, and errors that say what
-  the path is (missing, a directory, not a PyTorch checkpoint);
+* local paths: ``torch.load(weights_only=True)`` with the compat allowlist, or the ``safetensors``
+  reader for a ``.safetensors`` file (recognised by its header, whatever its name), and errors that say
+  what the path is (missing, a directory, not a checkpoint);
 * ``http://`` / ``https://``: downloaded once into torch hub's cache, ``$TORCH_HOME/hub/checkpoints/<file
-  name>`` (``torch.hub.get_dir()``), with a progress bar, a socket timeout and an error naming the URL
+  name>`` (``torch.hub.get_dir()``; a generic Hub name such as ``model.safetensors`` gets its repository's
+  name in front, see :func:`cached_path`), with a progress bar, a socket timeout and an error naming the URL
   and the cache file to place by hand when offline; then read as a local file;
 * ``open-mmlab://`` / ``openmmlab://``: resolved through mmengine's model-zoo table to a URL or a file
-  under mmengine's home, then as above.
+  under mmengine's home, then as above;
+* ``mmvit://<name>``: the default release of a ``create_backbone`` name, from the metafiles (:mod:`.zoo`),
+  then as a URL.
 
 Other schemes (``s3://``, ``pavi://``, ...) are handed to ``CheckpointLoader`` unchanged (their loaders
 call ``torch.load`` on a buffer, which defaults to weights-only).
@@ -40,6 +44,7 @@ DOWNLOAD_TIMEOUT_ENV = 'MMVIT_DOWNLOAD_TIMEOUT'
 DEFAULT_DOWNLOAD_TIMEOUT_S = 5.0
 _ZIP_MAGIC = b'PK\x03\x04'  # torch.save's default (zip) format
 _PICKLE_PROTOCOL_2_PLUS = b'\x80'  # legacy torch.save format starts with a pickle PROTO opcode
+_SAFETENSORS_MAX_HEADER = 100 << 20  # the safetensors format's own limit on its JSON header (100 MB)
 
 
 class CheckpointError(RuntimeError):
@@ -59,11 +64,28 @@ def cache_dir() -> str:
     return osp.join(torch.hub.get_dir(), 'checkpoints')
 
 
+# File names that say nothing about the model: every timm / transformers repository on the Hugging Face Hub
+# holds a 'model.safetensors'. Cached under torch hub's rule alone they would overwrite each other.
+GENERIC_FILE_NAMES = ('model.safetensors', 'pytorch_model.bin', 'model.bin', 'model.pth', 'model.pt',
+                      'open_clip_model.safetensors', 'open_clip_pytorch_model.bin')
+
+
 def cached_path(url: str) -> str:
-    """The local file a URL is cached as (torch hub's rule: the last component of the URL's path)."""
-    name = osp.basename(urlparse(url).path)
-    if not name:
+    """The local file a URL is cached as: torch hub's rule, the last component of the URL's path, except for
+    a generic name (:data:`GENERIC_FILE_NAMES`), which is prefixed with what names the model: the Hub
+    repository of a ``huggingface.co/<owner>/<repo>/resolve/<revision>/<file>`` URL
+    (``timm_twins_svt_small.in1k_model.safetensors``), else the parent folder."""
+    path = urlparse(url).path
+    parts = [p for p in path.split('/') if p]
+    if not parts or path.endswith('/'):
         raise CheckpointError(f'checkpoint URL {url!r} does not end in a file name')
+    name = parts[-1]
+    if name in GENERIC_FILE_NAMES and len(parts) > 1:
+        if 'resolve' in parts[:-1] and parts.index('resolve') >= 2:
+            owner, repo = parts[parts.index('resolve') - 2:parts.index('resolve')]
+            name = f'{owner}_{repo}_{name}'
+        else:
+            name = f'{parts[-2]}_{name}'
     return osp.join(cache_dir(), name)
 
 
@@ -190,6 +212,28 @@ def _resolve_openmmlab(path: str) -> str:
     return target if is_url(target) else osp.join(_get_mmengine_home(), target)
 
 
+def is_safetensors_header(head: bytes) -> bool:
+    """Whether ``head`` (the first bytes of a file) starts a ``safetensors`` file: a little-endian u64
+    header length, then the JSON header (``{``)."""
+    if len(head) < 9:
+        return False
+    length = int.from_bytes(head[:8], 'little')
+    return 2 <= length <= _SAFETENSORS_MAX_HEADER and head[8:9] == b'{'
+
+
+def _download_release(location: str, progress: Optional[bool], sha256: Optional[str], check_hash: bool) -> str:
+    """``mmvit://<name>``: the name's default release (:mod:`.zoo`), downloaded like any URL. A hash given by
+    the caller wins over the metafile's."""
+    from .zoo import resolve
+    url, release_sha256, release_check_hash = resolve(location)
+    try:
+        return download_to_cache(url, progress=progress, sha256=sha256 or release_sha256,
+                                 check_hash=check_hash or (release_check_hash and not sha256))
+    except CheckpointDownloadError as err:
+        raise CheckpointDownloadError(f'{location} (the default release of {location[len("mmvit://"):]}): '
+                                      f'{err}') from err
+
+
 def _describe_bad_file(path: str) -> Optional[str]:
     """Why ``path`` cannot be a checkpoint, or None when it may be one."""
     if not osp.exists(path):
@@ -198,11 +242,45 @@ def _describe_bad_file(path: str) -> Optional[str]:
         return f'checkpoint {path!r} is a directory, not a checkpoint file; give the .pth file inside it'
     with open(path, 'rb') as f:
         head = f.read(64)
-    if not head.startswith((_ZIP_MAGIC, _PICKLE_PROTOCOL_2_PLUS)):
+    if not head.startswith((_ZIP_MAGIC, _PICKLE_PROTOCOL_2_PLUS)) and not is_safetensors_header(head):
         kind = 'a text file' if head and all(32 <= b < 127 or b in b'\t\r\n' for b in head) else 'another format'
         return (f'checkpoint {path!r} is not a PyTorch checkpoint ({kind}, {osp.getsize(path)} bytes, starting '
-                f'with {head[:24]!r}); torch.save writes a zip archive or a pickle')
+                f'with {head[:24]!r}); expected a torch.save file (zip archive or pickle) or a .safetensors file')
     return None
+
+
+def load_safetensors(path: str, map_location='cpu') -> dict:
+    """The tensors of a ``safetensors`` file as a raw state dict (no code can run: the format holds
+    only tensors). ``map_location`` may be a device or a device string; a callable is not supported."""
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+    except ImportError as err:
+        raise CheckpointError(f'checkpoint {path} is a safetensors file; reading it needs the safetensors '
+                              f'package (pip install safetensors)') from err
+    if callable(map_location):
+        raise ValueError(f'map_location {map_location!r}: a safetensors checkpoint ({path}) takes a device or '
+                         f"device string such as 'cpu', not a function")
+    try:
+        state_dict = load_file(path, device='cpu')
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f'cannot read checkpoint {path}: the safetensors file is truncated or corrupt '
+                              f'({type(err).__name__}: {_first_line(err)})') from err
+    device = torch.device(map_location) if map_location is not None else torch.device('cpu')
+    return state_dict if device.type == 'cpu' else {k: v.to(device) for k, v in state_dict.items()}
+
+
+def load_local(path: str, map_location='cpu'):
+    """Read a local checkpoint file: ``safetensors`` by its header, anything else as a torch pickle
+    (weights-only, :func:`torch_load_weights_only`)."""
+    problem = _describe_bad_file(path)
+    if problem is not None:
+        raise (FileNotFoundError if not osp.exists(path) else CheckpointError)(problem)
+    with open(path, 'rb') as f:
+        head = f.read(16)
+    if is_safetensors_header(head):
+        return load_safetensors(path, map_location)
+    return torch_load_weights_only(path, map_location)
 
 
 def torch_load_weights_only(path: str, map_location='cpu'):
@@ -213,7 +291,7 @@ def torch_load_weights_only(path: str, map_location='cpu'):
     if problem is not None:
         raise (FileNotFoundError if not osp.exists(path) else CheckpointError)(problem)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return compat.load_weights_only(path, map_location=map_location)
     except pickle.UnpicklingError as err:
         if 'global' not in str(err).lower():  # not an allowlist refusal: the bytes are not a checkpoint
             raise CheckpointError(f'cannot read checkpoint {path}: the file is truncated, corrupt or not a '
@@ -241,6 +319,8 @@ def local_checkpoint_file(path: str, sha256: Optional[str] = None, check_hash: b
     path = os.fspath(path)
     if path.startswith(('open-mmlab://', 'openmmlab://')):
         path = _resolve_openmmlab(path)
+    if path.startswith('mmvit://'):
+        return _download_release(path, progress, sha256, check_hash)
     if is_url(path):
         return download_to_cache(path, progress=progress, sha256=sha256, check_hash=check_hash)
     if CheckpointLoader._get_checkpoint_loader(path) is not load_from_local:
@@ -257,8 +337,9 @@ def read_checkpoint(path: str, map_location='cpu', sha256: Optional[str] = None,
                     progress: Optional[bool] = None) -> dict:
     """Read a checkpoint from anything mmengine's ``CheckpointLoader`` reads, unpickling weights-only.
 
-    Local paths and URLs are read by :func:`torch_load_weights_only`; other schemes by their
-    ``CheckpointLoader`` backend. Returns the checkpoint dict (a container or a raw state dict).
+    Local paths and URLs are read by :func:`load_local` (``safetensors`` or a weights-only pickle);
+    other schemes by their ``CheckpointLoader`` backend. Returns the checkpoint dict (a container or a
+    raw state dict).
     """
     from mmengine.logging import print_log
     from mmengine.runner.checkpoint import CheckpointLoader
@@ -268,7 +349,7 @@ def read_checkpoint(path: str, map_location='cpu', sha256: Optional[str] = None,
     else:
         if local != path:
             print_log(f'checkpoint {path} -> {local}', logger='current')
-        ckpt = torch_load_weights_only(local, map_location)
+        ckpt = load_local(local, map_location)
     if not isinstance(ckpt, dict):
         raise CheckpointError(f'checkpoint {path} holds a {type(ckpt).__name__}, expected a dict of tensors '
                               f'or a dict with one of {CONTAINER_KEYS}')

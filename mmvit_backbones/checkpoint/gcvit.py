@@ -15,9 +15,25 @@ This package keeps the authors' parameter names (``patch_embed.*``, ``levels.i.q
 
 The first release (2022-07-01) kept the generator at ``levels.i.to_q_global`` and fed it a scrambled
 view of the stage input; it was withdrawn upstream and is refused with an explanation.
+
+timm's port (``timm/models/gcvit.py``, the ``gcvit_*.in1k`` files) names the same tensors differently;
+they are renamed to the authors' names first (detected by ``stem.down.`` and ``global_block.``)::
+
+    stem.conv1 / stem.down                         -> patch_embed.proj / patch_embed.conv_down
+    stages.i.global_block.blocks.conv{k+1}         -> levels.i.q_global_gen.to_q_global.k.conv
+    stages.i.blocks.j.attn.rel_pos.<table>         -> levels.i.blocks.j.attn.<table>
+    stages.i.blocks.j.ls1.gamma / ls2.gamma        -> levels.i.blocks.j.gamma1 / gamma2
+    stages.i.downsample (i >= 1)                   -> levels.{i-1}.downsample
+    stages.3.norm / head.fc                        -> norm / head (classifier, dropped)
+    MBConv: conv_dw / se.fc1 / se.fc2 / conv_pw    -> conv.0 / conv.2.fc.0 / conv.2.fc.2 / conv.3
+                                                      (the SE 1x1 convs become linears: (o, i, 1, 1) -> (o, i))
+
+timm splits the global query into heads channels-last (the authors' fixed code), so a timm file sets
+``global_query_split='channels_last'`` whatever the constructor said (logged when it differs).
 """
 import re
 
+import torch
 from mmengine.logging import print_log
 from torch import nn
 
@@ -30,10 +46,52 @@ _FIRST_RELEASE = re.compile(r'^levels\.\d+\.to_q_global\.')
 SPLIT_KEY = 'global_query_split_code'
 
 
+def is_timm_layout(state_dict: StateDict) -> bool:
+    """timm's GC ViT names: ``stem.down.*`` and ``stages.i.global_block.*``."""
+    keys = state_dict.keys()
+    return any(k.startswith('stem.down.') for k in keys) and any('.global_block.blocks.' in k for k in keys)
+
+
 def _detect(state_dict: StateDict) -> bool:
     keys = state_dict.keys()
-    return any('q_global_gen.to_q_global' in k or _FIRST_RELEASE.match(k) for k in keys) \
-        and any(k.startswith('patch_embed.conv_down.') for k in keys)
+    return is_timm_layout(state_dict) or (
+        any('q_global_gen.to_q_global' in k or _FIRST_RELEASE.match(k) for k in keys)
+        and any(k.startswith('patch_embed.conv_down.') for k in keys))
+
+
+# timm's MBConv parts (under ``conv_block`` in stem/downsample, under ``conv{k}`` in the query generator)
+_TIMM_MBCONV = re.compile(r'\.(?:conv_block|conv)\.(conv_dw|se\.fc1|se\.fc2|conv_pw)\.')
+_TIMM_MBCONV_PARTS = {'conv_dw': '0', 'se.fc1': '2.fc.0', 'se.fc2': '2.fc.2', 'conv_pw': '3'}
+_TIMM_PREFIXES = (  # (pattern, replacement): the first that matches renames the key's prefix
+    (re.compile(r'^stem\.conv1\.'), lambda m: 'patch_embed.proj.'),
+    (re.compile(r'^stem\.down\.'), lambda m: 'patch_embed.conv_down.'),
+    (re.compile(r'^stages\.(\d+)\.global_block\.blocks\.conv(\d+)\.'),
+     lambda m: f'levels.{m[1]}.q_global_gen.to_q_global.{int(m[2]) - 1}.conv.'),
+    (re.compile(r'^stages\.(\d+)\.blocks\.(\d+)\.attn\.rel_pos\.'), lambda m: f'levels.{m[1]}.blocks.{m[2]}.attn.'),
+    (re.compile(r'^stages\.(\d+)\.blocks\.(\d+)\.ls([12])\.gamma$'),
+     lambda m: f'levels.{m[1]}.blocks.{m[2]}.gamma{m[3]}'),
+    (re.compile(r'^stages\.(\d+)\.blocks\.'), lambda m: f'levels.{m[1]}.blocks.'),
+    (re.compile(r'^stages\.(\d+)\.downsample\.'), lambda m: f'levels.{int(m[1]) - 1}.downsample.'),
+    (re.compile(r'^stages\.\d+\.norm\.'), lambda m: 'norm.'),  # timm's last-stage norm: the classifier's
+    (re.compile(r'^head\.fc\.'), lambda m: 'head.'),
+)
+
+
+def _from_timm(state_dict: StateDict) -> StateDict:
+    """timm's GC ViT keys -> the authors' (see the module docstring)."""
+    out = {}
+    for key, value in state_dict.items():
+        new = key
+        for pattern, repl in _TIMM_PREFIXES:
+            match = pattern.match(key)
+            if match:
+                new = repl(match) + key[match.end():]
+                break
+        new = _TIMM_MBCONV.sub(lambda m: f'.conv.{_TIMM_MBCONV_PARTS[m[1]]}.', new)
+        if new.endswith(('.conv.2.fc.0.weight', '.conv.2.fc.2.weight')) and value.dim() == 4:
+            value = value.flatten(1)  # SE 1x1 conv -> linear
+        out[new] = value
+    return out
 
 
 def _allow_missing(key: str) -> bool:
@@ -68,6 +126,9 @@ def convert(state_dict: StateDict, model: nn.Module) -> StateDict:
             'this GC ViT checkpoint is from the first release (2022-07-01, keys levels.i.to_q_global.*), '
             'whose global query generator read a scrambled view of the stage input; it was replaced '
             'upstream on 2022-07-26 and is not supported. Use a checkpoint released since then.')
+    timm = is_timm_layout(state_dict)
+    if timm:
+        state_dict = _from_timm(state_dict)
     out = {}
     for key, value in state_dict.items():
         if key.startswith(('head.', 'norm.')) or key.endswith('relative_position_index'):
@@ -81,6 +142,8 @@ def convert(state_dict: StateDict, model: nn.Module) -> StateDict:
                 if window is not None:
                     value = resize_rel_pos_table(value, (window, window))
         out[key] = value
+    if timm and hasattr(model, 'global_query_split_code'):  # timm computes the channels-last split
+        out[SPLIT_KEY] = torch.tensor(GLOBAL_QUERY_SPLITS.index('channels_last'))
     if SPLIT_KEY in out and hasattr(model, 'global_query_split_code'):
         code = int(out[SPLIT_KEY])
         if code != int(model.global_query_split_code):

@@ -24,8 +24,11 @@ Conversion of such a checkpoint (``state_dict`` container, ``module.`` stripped)
   ``CascadeRoIHead``, ``TwoStageDetector``, ``SingleStageDetector``) and of mmseg 0.30.0 and 1.2.2
   (``UPerHead``, ``PPM``, ``FPNHead``, ``FCNHead``, ``BaseDecodeHead``, ``EncoderDecoder``): they are
   the same (mmdet's 2.x key layout has not changed since 2.0), so the tables are empty. DINO and
-  Mask2Former were released for mmdet 3.x / mmseg 1.x only. A rename goes here (a regular
-  expression and its replacement) if another release needs one.
+  Mask2Former were released for mmdet 3.x / mmseg 1.x only; the parts of TransNeXt's Mask2Former
+  (mmseg 1.0.0, mmdet 3.0.0, mmcv 2.0.0: ``Mask2FormerHead``, ``MSDeformAttnPixelDecoder``, the
+  transformer layers, ``MultiScaleDeformableAttention``) are named as in mmseg 1.2 / mmdet 3.3 /
+  mmcv 2.1 too (tests/fixtures/whole_models/). A rename goes here (a regular expression and its
+  replacement) if another release needs one.
 
 Then every tensor of the model is compared with the converted checkpoint: shape mismatches and
 parameters the checkpoint lacks are listed; :func:`load_whole_model` raises on them when ``strict``.

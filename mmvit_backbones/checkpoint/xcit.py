@@ -6,6 +6,17 @@ Accepted layouts (after the loader has unwrapped ``model``/``state_dict`` and ``
   ``pos_embeder.``): the class token, class-attention blocks, final norm and head are
   classification-only and dropped; the pyramid is not in them and keeps its initialisation;
 * the authors' detection/segmentation backbone (same names plus the ``fpn1``/``fpn2`` adapters);
+* mmpretrain 1.x's ``XCiT`` (its ``xcit-*_3rdparty*_in1k`` files; detected by ``xca_layers.``), whose
+  mmcv ``ConvModule``/``FFN`` wrappers add a level of names::
+
+      patch_embed.proj.{j}.conv / .bn     -> patch_embed.convs.{j}.conv / .bn
+      pos_embed.token_projection.conv     -> pos_embed.proj
+      xca_layers.{i}                      -> blocks.{i}
+        local_mp.conv1.conv / .bn         ->   local_mp.conv1 / local_mp.bn
+        local_mp.conv2.conv               ->   local_mp.conv2
+        ffn.layers.0.0 / ffn.layers.1     ->   mlp.fc1 / mlp.fc2
+      ca_layers.*                         -> (class attention: classification only, dropped)
+
 * this package's own keys, passed through unchanged.
 
 Renames (authors -> ours); the blocks keep the authors' names:
@@ -23,7 +34,8 @@ import re
 
 from .registry import StateDict, is_classifier_key, register_converter
 
-CLASSIFICATION_ONLY = ('cls_token', 'cls_attn_blocks.', 'norm.', 'head.', 'dist_token', 'head_dist.')
+CLASSIFICATION_ONLY = ('cls_token', 'cls_attn_blocks.', 'ca_layers.', 'norm.', 'head.', 'dist_token',
+                       'head_dist.')
 
 _PATCH_EMBED = re.compile(r'^patch_embed\.proj\.(\d+)\.([01])\.(.+)$')
 _FPN = {  # (patch_size, authors' prefix) -> ours
@@ -38,6 +50,35 @@ _FPN = {  # (patch_size, authors' prefix) -> ours
 def is_xcit(state_dict: StateDict) -> bool:
     """XCiT keys (authors', timm's or ours) have the local patch interaction ``local_mp``."""
     return any('.local_mp.' in key for key in state_dict)
+
+
+_MMPRETRAIN = (  # (pattern, replacement) applied in turn
+    (re.compile(r'^patch_embed\.proj\.(\d+)\.conv\.'), r'patch_embed.proj.\1.CONV.'),
+    (re.compile(r'^patch_embed\.proj\.(\d+)\.bn\.'), r'patch_embed.proj.\1.BN.'),
+    (re.compile(r'^pos_embed\.token_projection\.conv\.'), 'pos_embed.proj.'),
+    (re.compile(r'^xca_layers\.(\d+)\.'), r'blocks.\1.'),
+    (re.compile(r'\.local_mp\.conv1\.conv\.'), '.local_mp.conv1.'),
+    (re.compile(r'\.local_mp\.conv1\.bn\.'), '.local_mp.bn.'),
+    (re.compile(r'\.local_mp\.conv2\.conv\.'), '.local_mp.conv2.'),
+    (re.compile(r'\.ffn\.layers\.0\.0\.'), '.mlp.fc1.'),
+    (re.compile(r'\.ffn\.layers\.1\.'), '.mlp.fc2.'),
+)
+_MMPRETRAIN_PATCH_EMBED = re.compile(r'^patch_embed\.proj\.(\d+)\.(CONV|BN)\.(.+)$')
+
+
+def is_mmpretrain_layout(state_dict: StateDict) -> bool:
+    return any(key.startswith('xca_layers.') for key in state_dict)
+
+
+def _rename_mmpretrain(key: str, norm_names) -> str:
+    for pattern, repl in _MMPRETRAIN:
+        key = pattern.sub(repl, key)
+    match = _MMPRETRAIN_PATCH_EMBED.match(key)
+    if match:
+        conv, part, rest = int(match.group(1)), match.group(2), match.group(3)
+        name = 'conv' if part == 'CONV' else (norm_names[conv] if conv < len(norm_names) else 'bn')
+        return f'patch_embed.convs.{conv}.{name}.{rest}'
+    return key
 
 
 def _rename(key: str, patch_size: int, norm_names) -> str:
@@ -57,22 +98,27 @@ def _rename(key: str, patch_size: int, norm_names) -> str:
 
 
 _PYRAMID_LEVEL = re.compile(r'^pyramid\.levels\.(\d+)\.')
+_BLOCK = re.compile(r'^blocks\.(\d+)\.')
 
 
 def _allow_unexpected(key: str, model) -> bool:
-    """Classifier keys, and the pyramid levels of outputs ``out_indices`` does not return (not built)."""
-    match = _PYRAMID_LEVEL.match(key)
-    return is_classifier_key(key) or (match is not None and match.group(1) not in model.pyramid.levels)
+    """Classifier keys, and what ``out_indices`` leaves unbuilt: the pyramid levels of outputs it does not
+    return, and the blocks after the last tapped one."""
+    level, block = _PYRAMID_LEVEL.match(key), _BLOCK.match(key)
+    return (is_classifier_key(key) or (level is not None and level.group(1) not in model.pyramid.levels)
+            or (block is not None and int(block.group(1)) >= len(model.blocks)))
 
 
 @register_converter('xcit', detect=is_xcit, allow_missing=lambda key: key.startswith('pyramid.'),
                     allow_unexpected=_allow_unexpected)
 def convert(state_dict: StateDict, model) -> StateDict:
-    """Authors' (ImageNet or dense) or our XCiT keys -> this package's keys for ``model``."""
+    """Authors' (ImageNet or dense, and timm's), mmpretrain's or our XCiT keys -> this package's keys for
+    ``model``."""
     norm_names = [conv.norm_name for conv in model.patch_embed.convs]
+    mmpretrain = is_mmpretrain_layout(state_dict)
     out = {}
     for key, value in state_dict.items():
         if key.startswith(CLASSIFICATION_ONLY):
             continue
-        out[_rename(key, model.patch_size, norm_names)] = value
+        out[_rename_mmpretrain(key, norm_names) if mmpretrain else _rename(key, model.patch_size, norm_names)] = value
     return out

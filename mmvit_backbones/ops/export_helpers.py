@@ -21,7 +21,8 @@ from typing import Tuple
 
 import torch
 
-from mmvit_backbones.models.layers.tracing import is_exporting
+from mmvit_backbones import compat
+from mmvit_backbones.utils.tracing import is_exporting
 
 
 def adaptive_pool_matrix(in_len: int, out_len: int, dtype: torch.dtype = torch.float32,
@@ -73,6 +74,6 @@ def float32_region(device_type: str):
     """``torch.autocast(device_type, enabled=False)``, or no context while an exporter records a graph
     outside autocast: the region is float32 anyway, and ``torch.export`` would wrap it in an autocast
     sub-graph that makes the ONNX conversion several times slower."""
-    if is_exporting() and not torch.is_autocast_enabled(device_type):
+    if is_exporting() and not compat.autocast_enabled(device_type):
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device_type, enabled=False)
+    return compat.autocast_disabled(device_type)

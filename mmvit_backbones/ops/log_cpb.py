@@ -29,9 +29,10 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 from torch.utils.checkpoint import checkpoint
 
-from mmvit_backbones.models.layers.tracing import is_exporting
+from mmvit_backbones.utils.tracing import host_constants, is_capturing, is_exporting
 from mmvit_backbones.ops.export_helpers import float32_region, linear_taps_closed_form, weighted_gather
 
 Size = Tuple[int, int]
@@ -147,11 +148,12 @@ def bias_geometry(query_size: Size, key_size: Size, pretrain_size: int, table_si
         return _traced_bias_geometry(query_size, key_size, pretrain_size, table_size, sr_ratio, device)
     taps = []
     for axis in range(2):
-        if table_size is None:
-            t = axis_taps(query_size[axis], key_size[axis], pretrain_size)
-        else:
-            t = axis_taps(query_size[axis], key_size[axis], pretrain_size, table_size, table_size // sr_ratio)
-        t = drop_zero_taps(t)
+        with host_constants():  # size-only offsets, built on the host once per size (torch.unique), then moved
+            if table_size is None:
+                t = axis_taps(query_size[axis], key_size[axis], pretrain_size)
+            else:
+                t = axis_taps(query_size[axis], key_size[axis], pretrain_size, table_size, table_size // sr_ratio)
+            t = drop_zero_taps(t)
         # int32 indices take embedding_bag's fbgemm path on CPU (about 3.5x faster than int64)
         q, k, n_taps = t.index.shape
         offsets = torch.arange(0, q * k * n_taps, n_taps, dtype=torch.int32, device=device)  # cached with the rest
@@ -180,7 +182,11 @@ def _traced_bias_geometry(query_size, key_size, pretrain_size: int, table_size: 
 class PoolBias:
     """The bias of one attention layer for one input size, produced lazily by query-row blocks.
 
-    ``bias(r0, r1)`` returns the bias of query rows ``r0:r1`` as a ``(heads, R, W, kh, kw)`` view.
+    ``bias(r0, r1)`` returns the bias of query rows ``r0:r1`` as a ``(heads, R, W, kh, kw)`` view. It is
+    read from ``table_h`` (the MLP output already resized along ``w``: ``(U_h, heads * W * kw)``) with the
+    taps of the ``h`` axis: ``bias[:, i, :, a] = sum_t weight_h[i, a, t] * table_h[index_h[i, a, t]]``.
+    The attention kernels take ``table_h`` as their differentiable input (:meth:`rows` reads a block from
+    any table of that shape) and gather from it block by block, never holding the whole bias.
     """
 
     def __init__(self, mlp_out: torch.Tensor, geometry: BiasGeometry) -> None:
@@ -204,15 +210,34 @@ class PoolBias:
         self.weight_h = g.taps_h.weight.to(table_w.dtype)
         self.w, self.kh, self.kw = w, kh, kw
 
+    @classmethod
+    def from_dense(cls, bias: torch.Tensor) -> 'PoolBias':
+        """A bias given whole, ``(heads, H, W, kh, kw)``, as a :class:`PoolBias` (one tap per output:
+        ``table_h`` row ``i * kh + a`` is query row ``i`` and key row ``a``); for tests and analysis."""
+        heads, h, w, kh, kw = bias.shape
+        self = cls.__new__(cls)
+        self.heads, self.w, self.kh, self.kw = heads, w, kh, kw
+        self.query_size, self.key_size = (h, w), (kh, kw)
+        self.table_h = bias.permute(1, 3, 0, 2, 4).reshape(h * kh, heads * w * kw)
+        self.index_h = torch.arange(h * kh, dtype=torch.int32, device=bias.device).view(h, kh, 1)
+        self.offsets_h = torch.arange(h * kh, dtype=torch.int32, device=bias.device)
+        self.weight_h = torch.ones(h, kh, 1, dtype=bias.dtype, device=bias.device)
+        return self
+
     def __call__(self, r0: int, r1: int) -> torch.Tensor:
+        return self.rows(self.table_h, r0, r1)
+
+    def rows(self, table_h: torch.Tensor, r0: int, r1: int) -> torch.Tensor:
+        """The bias of query rows ``r0:r1`` read from ``table_h`` (``self.table_h`` or a tensor of its
+        shape, e.g. a detached leaf in a backward pass): ``(heads, R, W, kh, kw)``."""
         if is_exporting():
-            rows = weighted_gather(self.index_h[r0:r1].flatten(0, 1), self.table_h,
+            rows = weighted_gather(self.index_h[r0:r1].flatten(0, 1), table_h,
                                    self.weight_h[r0:r1].flatten(0, 1))
             rows = rows.view(r1 - r0, self.kh, self.heads, self.w, self.kw)
             return rows.permute(2, 0, 3, 1, 4)
-        rows = F.embedding_bag(self.index_h[r0:r1].reshape(-1), self.table_h,
+        rows = F.embedding_bag(self.index_h[r0:r1].reshape(-1), table_h,
                                self.offsets_h[:(r1 - r0) * self.kh],
-                               per_sample_weights=self.weight_h[r0:r1].reshape(-1), mode='sum')
+                               per_sample_weights=self.weight_h[r0:r1].reshape(-1).to(table_h.dtype), mode='sum')
         rows = rows.view(r1 - r0, self.kh, self.heads, self.w, self.kw)
         return rows.permute(2, 0, 3, 1, 4)  # (heads, R, W, kh, kw)
 
@@ -229,17 +254,46 @@ def _mlp(fc1: nn.Linear, fc2: nn.Linear, table: torch.Tensor) -> torch.Tensor:
     return fc2(F.relu(fc1(table)))
 
 
+class ChunkedCpbMLP(torch.autograd.Function):
+    """``fc2(relu(fc1(table)))`` over chunks of :data:`MLP_ROWS_PER_CHUNK` rows, for training: the backward
+    recomputes each chunk's 512-wide hidden layer, so neither pass holds it for the whole table (at
+    ``img_size=800`` stage 1's table has about 150k rows: 300 MB per hidden-layer tensor)."""
+
+    @staticmethod
+    def forward(ctx, table, w1, b1, w2, b2):
+        ctx.save_for_backward(table, w1, b1, w2, b2)
+        return torch.cat([F.linear(F.relu(F.linear(rows, w1, b1)), w2, b2)
+                          for rows in table.split(MLP_ROWS_PER_CHUNK)])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        table, w1, b1, w2, b2 = ctx.saved_tensors
+        dw1, db1, dw2, db2 = (torch.zeros_like(t) for t in (w1, b1, w2, b2))
+        for rows, grad in zip(table.split(MLP_ROWS_PER_CHUNK), grad_out.split(MLP_ROWS_PER_CHUNK)):
+            hidden = torch.addmm(b1, rows, w1.t()).clamp_min_(0)  # (rows, 512), after the ReLU
+            dw2.addmm_(grad.t(), hidden)
+            db2.add_(grad.sum(0))
+            d_hidden = (grad @ w2).mul_(hidden > 0)
+            dw1.addmm_(d_hidden.t(), rows)
+            db1.add_(d_hidden.sum(0))
+        return None, dw1, db1, dw2, db2
+
+
 def evaluate_cpb(fc1: nn.Linear, fc2: nn.Linear, geometry: BiasGeometry) -> torch.Tensor:
     """Run the bias MLP (``fc1 -> ReLU -> fc2``, the authors' ``cpb_fc1``/``cpb_fc2``) on the unique
     offsets of ``geometry`` in float32 (also under autocast): ``(U_w * U_h, heads)``.
 
-    With autograd the MLP is recomputed in the backward pass instead of storing its
-    ``(U_h * U_w, 512)`` hidden layer; without autograd it runs in row chunks.
+    Both passes run in row chunks: with autograd the MLP is :class:`ChunkedCpbMLP` (under graph capture,
+    ``checkpoint``: the hidden layer is recomputed in the backward pass instead of stored).
     """
     with float32_region(fc1.weight.device.type):
         table = geometry.table.to(fc1.weight.dtype)
         if torch.is_grad_enabled() and fc1.weight.requires_grad:
-            mlp_out = checkpoint(_mlp, fc1, fc2, table, use_reentrant=False)
+            if is_capturing():
+                mlp_out = checkpoint(_mlp, fc1, fc2, table, use_reentrant=False)
+            else:
+                mlp_out = ChunkedCpbMLP.apply(table, fc1.weight, fc1.bias, fc2.weight, fc2.bias)
         else:
             mlp_out = torch.cat([_mlp(fc1, fc2, rows) for rows in table.split(MLP_ROWS_PER_CHUNK)])
     return mlp_out.float()

@@ -63,11 +63,9 @@ def parse_args(argv=None):
 
 
 def build_backbone(spec: str, extra: dict):
-    from mmengine.registry import MODELS
-    type_, arch = spec.split(':', 1)
-    cfg = dict(type=type_, arch=arch)
-    cfg.update(extra)  # may replace arch by a dict
-    return MODELS.build(cfg)
+    from mmvit_backbones.api import parse_backbone_name
+    cls, arch = parse_backbone_name(spec)
+    return cls(**dict(dict(arch=arch), **extra))  # extra may replace arch by a dict
 
 
 def build_dense_model(config: str, cfg_options: list):

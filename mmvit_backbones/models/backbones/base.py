@@ -1,15 +1,20 @@
 """The outside interface every family shares (CONTRACT "Constructor arguments" and "Forward").
 
-A family subclasses :class:`PyramidBackbone`, sets ``arch_zoo``/``family``, builds its layers, and
-implements :meth:`stem_modules`, :meth:`stage_modules` and ``forward``. The base class owns what a
-user of mmdet's Swin expects to behave the same everywhere: arch resolution, argument and input
-validation, ``frozen_stages``, ``norm_eval``, ``with_cp`` (non-reentrant) and ``init_cfg`` loading
-with key conversion.
+:class:`PyramidBackbone` is a template: it owns ``forward`` (input check, stem, the stages up to the
+last entry of ``out_indices``, output norms, NCHW layout), ``frozen_stages`` (applied when the
+backbone is built, so the trainable set never changes after DDP wraps it), ``norm_eval``, ``with_cp``
+(non-reentrant, without a second BatchNorm statistics update on recomputation), the declared outputs
+(``out_channels``, ``out_strides``, ``feature_info``) and ``init_cfg`` loading. A family sets
+``arch_zoo``/``family``, builds its stem and **only the stages its outputs need**, and fills the hooks
+:meth:`forward_stem`, :meth:`forward_stage`, :meth:`stem_module_names` and :meth:`stage_module_names`
+(optionally :meth:`output_norm` and ``feature_layout``).
 """
+import contextlib
 import copy
 import inspect
 import warnings
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from abc import ABCMeta
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.utils.checkpoint as torch_checkpoint
@@ -17,6 +22,8 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from ... import compat
 
 # mmengine CheckpointLoader schemes that resolve to the OpenMMLab/torchvision model zoos: none of their
 # checkpoints is one of our families (mmengine/hub/*.json list ResNets, VGGs, ... only).
@@ -68,7 +75,34 @@ class FeatureInfo:
         return f'FeatureInfo({self.info})'
 
 
-class PyramidBackbone(BaseModule):
+class _FinishBuild(ABCMeta):
+    """Runs :meth:`PyramidBackbone.finish_build` once the (family's) ``__init__`` has returned, so that
+    freezing sees every parameter the family built."""
+
+    def __call__(cls, *args, **kwargs):
+        model = super().__call__(*args, **kwargs)
+        model.finish_build()
+        return model
+
+
+@contextlib.contextmanager
+def keep_batchnorm_statistics(module: nn.Module) -> Iterator[None]:
+    """Leave the running statistics of ``module``'s training BatchNorms as they were before the block:
+    the recomputation of a checkpointed forward must not count the batch a second time."""
+    norms = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.training and m.track_running_stats]
+    saved = [[b.clone() for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None]
+             for m in norms]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, buffers in zip(norms, saved):
+                for own, old in zip([b for b in (m.running_mean, m.running_var, m.num_batches_tracked)
+                                     if b is not None], buffers):
+                    own.copy_(old)
+
+
+class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
     """Base class of the multi-stage backbones (strides 4/8/16/32, NCHW outputs).
 
     Args:
@@ -78,6 +112,8 @@ class PyramidBackbone(BaseModule):
         drop_path_rate: stochastic-depth rate.
         frozen_stages: ``-1`` freezes nothing; ``0`` freezes the stem; ``k >= 1`` also freezes
             every parameter that computes the outputs of stages ``0..k-1`` (their output norms included).
+            Frozen parameters get ``requires_grad=False`` when the backbone is built and their modules
+            stay in eval mode through ``train()``.
         norm_eval: keep BatchNorm layers in eval mode (frozen running stats) during training.
         with_cp: gradient checkpointing per block (``use_reentrant=False``, safe under DDP).
         init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH)`` loads the
@@ -90,8 +126,10 @@ class PyramidBackbone(BaseModule):
     arch_zoo: Dict[str, dict] = {}
     arch_required_keys: Tuple[str, ...] = ()
     family: str = ''
+    name_prefix: str = ''  # create_backbone's names are '<name_prefix>-<arch>' (e.g. 'twins-svt-base')
     num_stages: int = 4
     min_input_size: int = 32
+    feature_layout: str = 'nchw'  # layout of what forward_stage returns: 'nchw' or 'nhwc'
 
     def __init__(self,
                  arch: Union[str, dict],
@@ -207,7 +245,9 @@ class PyramidBackbone(BaseModule):
     def check_input_dtype_device(self, x: torch.Tensor) -> None:
         """The input must be on the weights' device and have their dtype; under autocast any floating
         dtype but float64 (which autocast does not cast down)."""
-        weight = next(self.parameters(), None)
+        weight = None
+        for weight in self.parameters():  # the first parameter (torch 2.1's dynamo cannot trace next(it, None))
+            break
         if weight is None:
             return
         name = type(self).__name__
@@ -220,7 +260,7 @@ class PyramidBackbone(BaseModule):
                             f'data preprocessors do), e.g. x.to({weight.dtype})')
         if x.dtype == weight.dtype:
             return
-        autocast = torch.amp.is_autocast_available(x.device.type) and torch.is_autocast_enabled(x.device.type)
+        autocast = compat.autocast_enabled(x.device.type)
         if not autocast or x.dtype == torch.float64:
             hint = ('; autocast does not cast float64 down' if autocast else
                     f', or run mixed precision under torch.autocast({x.device.type!r}, dtype=...)')
@@ -246,41 +286,182 @@ class PyramidBackbone(BaseModule):
                                 index=index))
         return FeatureInfo(entries)
 
+    # --------------------------------------------------------------------------------- export limits
+    onnx_exporter: str = 'dynamo'  # the torch.onnx exporter whose graphs hold at every accepted size
+
+    @property
+    def export_min_input_size(self) -> int:
+        """Smallest side for which one exported graph computes this backbone's function. A family whose
+        forward takes another branch below some size (a map smaller than its group) raises this; the
+        exported model refuses smaller inputs."""
+        return self.min_input_size
+
+    @property
+    def export_example_min_size(self) -> int:
+        """Smallest side of the example input an export records from (``torch.export`` specialises a size
+        that is 1 in the example, e.g. a stage map of one window)."""
+        return self.export_min_input_size
+
+    # ------------------------------------------------------------------------ the ImageNet models
+    dense_only_modules: Tuple[str, ...] = ()  # modules the ImageNet (classification) models do not have
+
+    @classmethod
+    def classification_settings(cls, arch: Union[str, dict]) -> dict:
+        """Constructor arguments that give ``arch`` its ImageNet geometry at 224x224 (the dense defaults
+        may differ: larger windows, groups, bias grids), for comparisons with the papers' tables."""
+        return {}
+
+    def classification_only_macs(self, img_size: int, num_classes: int = 1000) -> int:
+        """MACs of the ImageNet-only layers the dense backbone lacks at ``img_size``, counted analytically:
+        the classifier ``C_last * num_classes`` (final norms and pooling are element-wise and left out)."""
+        return max(self.out_channels) * num_classes
+
+    def counting_paths(self):
+        """A context in which the forward takes the paths FLOP counting traces (default: the usual ones). A family
+        whose fast path hides multiply-adds in element-wise ops (TransNeXt's 3x3 attention) switches to its
+        reference path here."""
+        return contextlib.nullcontext()
+
     # ------------------------------------------------------------------------------ hooks to fill
-    def stem_modules(self) -> List[nn.Module]:
-        """Modules before stage 0 (frozen when ``frozen_stages >= 0``)."""
+    def forward_stem(self, x: torch.Tensor) -> Any:
+        """The stem on the (checked) image; returns what :meth:`forward_stage` ``(0, ...)`` takes."""
         raise NotImplementedError
+
+    def forward_stage(self, index: int, x: Any) -> Tuple[Any, Optional[torch.Tensor]]:
+        """Stage ``index`` on the previous stage's state: ``(state for the next stage, feature map)``.
+
+        The feature map is in ``feature_layout`` before the output norm; it may be None for a stage whose
+        output is not returned. Only stages ``0..max(out_indices)`` run (and exist)."""
+        raise NotImplementedError
+
+    def stage_blocks(self, index: int) -> Sequence[nn.Module]:
+        """The transformer blocks of stage ``index`` in order (what analysis tools hook into)."""
+        raise NotImplementedError
+
+    def output_norm(self, index: int) -> Optional[nn.Module]:
+        """The norm applied to stage ``index``'s feature map before it is returned (None: no norm)."""
+        return None
+
+    def stem_module_names(self) -> List[str]:
+        """Names (as in ``named_modules``) of the modules before stage 0 (frozen when ``frozen_stages >= 0``)."""
+        return []
+
+    def stage_module_names(self, index: int) -> List[str]:
+        """Names of the modules that compute stage ``index``'s output, whether built or not (frozen when
+        ``frozen_stages > index``). Names that are not built (stages after the last output, output norms
+        of stages that are not returned) are the checkpoint keys :meth:`unbuilt_key_prefixes` reports."""
+        return []
+
+    # --------------------------------------------------------------------------------- structure
+    @property
+    def last_stage(self) -> int:
+        """The last stage the forward runs (and the family builds): ``max(out_indices)``."""
+        return max(self.out_indices)
+
+    def _resolve(self, names: Sequence[str]) -> List[nn.Module]:
+        modules = []
+        for name in names:
+            try:
+                module = self.get_submodule(name)
+            except AttributeError:
+                continue
+            if module is not None:
+                modules.append(module)
+        return modules
+
+    def stem_modules(self) -> List[nn.Module]:
+        """Modules before stage 0."""
+        return self._resolve(self.stem_module_names())
 
     def stage_modules(self, index: int) -> List[nn.Module]:
-        """Modules that compute stage ``index``'s output (frozen when ``frozen_stages > index``)."""
-        raise NotImplementedError
+        """The built modules that compute stage ``index``'s output."""
+        return self._resolve(self.stage_module_names(index))
+
+    def unbuilt_key_prefixes(self) -> Tuple[str, ...]:
+        """Prefixes (``'name.'``) of the modules a full-depth backbone of this arch has but this one does not
+        build for its ``out_indices``. A checkpoint's keys under them are reported and ignored by the
+        loader, not errors."""
+        prefixes = []
+        for index in range(self.num_stages):
+            for name in self.stage_module_names(index):
+                if not self._resolve([name]):
+                    prefixes.append(name + '.')
+        return tuple(dict.fromkeys(prefixes))
+
+    def is_unbuilt_key(self, key: str) -> bool:
+        """Whether checkpoint ``key`` belongs to a module left unbuilt (see :meth:`unbuilt_key_prefixes`)."""
+        return key.startswith(self.unbuilt_key_prefixes())
+
+    # ------------------------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """A tuple of NCHW maps, one per entry of ``out_indices`` (CONTRACT "Forward")."""
+        self.check_input(x)
+        state = self.forward_stem(x)
+        outs = {}
+        for index in range(self.last_stage + 1):
+            state, feature = self.forward_stage(index, state)
+            if index in self.out_indices:
+                outs[index] = self.format_output(index, feature)
+        return tuple(outs[i] for i in self.out_indices)
+
+    def format_output(self, index: int, feature: torch.Tensor) -> torch.Tensor:
+        """Output norm and layout: stage ``index``'s feature map as a contiguous NCHW tensor."""
+        norm = self.output_norm(index)
+        if norm is not None:
+            feature = norm(feature)
+        if self.feature_layout == 'nhwc':
+            feature = feature.permute(0, 3, 1, 2)
+        return feature.contiguous()
 
     # --------------------------------------------------------------------- training-time behaviour
-    def _freeze_stages(self) -> None:
+    def finish_build(self) -> None:
+        """Called once the family's ``__init__`` has returned: freeze ``frozen_stages`` now, so the set of
+        trainable parameters is fixed before anything (DDP, an optimizer) reads it."""
+        for param in self.frozen_parameters():
+            param.requires_grad = False
+        self._set_frozen_eval()
+
+    def frozen_modules(self) -> List[nn.Module]:
         if self.frozen_stages < 0:
-            return
+            return []
         modules: List[nn.Module] = list(self.stem_modules())
         for i in range(self.frozen_stages):
             modules += list(self.stage_modules(i))
-        for module in modules:
+        return modules
+
+    def frozen_parameters(self) -> List[nn.Parameter]:
+        return [p for m in self.frozen_modules() for p in m.parameters()]
+
+    def _set_frozen_eval(self) -> None:
+        for module in self.frozen_modules():
             module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
 
     def train(self, mode: bool = True) -> 'PyramidBackbone':
+        """Train mode, with frozen stages (and with ``norm_eval`` every BatchNorm) kept in eval mode.
+        ``requires_grad`` is not touched: it was set once when the backbone was built."""
         super().train(mode)
-        self._freeze_stages()
+        self._set_frozen_eval()
         if mode and self.norm_eval:
             for module in self.modules():
                 if isinstance(module, _BatchNorm):
                     module.eval()
         return self
 
-    def run_checkpointed(self, fn, *args):
-        """``fn(*args)``, through non-reentrant gradient checkpointing when ``with_cp`` applies."""
-        if self.with_cp and self.training and torch.is_grad_enabled():
-            return torch_checkpoint.checkpoint(fn, *args, use_reentrant=False)
-        return fn(*args)
+    def run_checkpointed(self, fn: nn.Module, *args):
+        """``fn(*args)``, through non-reentrant gradient checkpointing when ``with_cp`` applies. The
+        recomputation in backward leaves BatchNorm running statistics alone (counted once per step)."""
+        if not (self.with_cp and self.training and torch.is_grad_enabled()):
+            return fn(*args)
+        calls = []
+
+        def run(*inputs):
+            if not calls:
+                calls.append(True)
+                return fn(*inputs)
+            with keep_batchnorm_statistics(fn):
+                return fn(*inputs)
+
+        return torch_checkpoint.checkpoint(run, *args, use_reentrant=False)
 
     def run_blocks(self, blocks: Iterable[nn.Module], x: torch.Tensor, *args) -> torch.Tensor:
         """Apply ``blocks`` in sequence (``x = block(x, *args)``), each checkpointed when ``with_cp``."""

@@ -21,27 +21,34 @@ Two LDA groupings exist in the authors' dense code (``grouping``):
   region holds I*I groups of G x G tokens; maps with ``min(H, W) <= G`` use one padded
   max(H, W) x max(H, W) group.
 
-Padded tokens are zeros after ``norm1`` and are masked as keys with the authors' -1e6, then cropped.
+Padded tokens are zeros after ``norm1`` and are masked as keys (-1e4; the authors' -1e6 is -inf in fp16), then
+cropped; groups made only of padding mask nothing (see :func:`padded_key_mask`).
 Unlike the authors' code, nothing here mutates a block during forward (theirs switches a block to SDA
 for good once it sees a small map), PatchMerging accepts odd sizes, and the stem accepts any size.
 """
-import functools
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import nn
 
+from ..layers.attention_maps import grouped_attention_map
+from ...utils.cache import ShapeCache
 from ..layers.drop import DropPath, drop_path_schedule
+from ...utils.fast_paths import chunked_inference, chunks, cpu_fast_path, use_reference
 from ..layers.init import init_vit_weights
 from ..layers.linear import Linear
 from ..layers.mlp import Mlp
 from ..layers.padding import pad_nchw
-from ..layers.tracing import is_capturing, is_tracing
+from ..layers.relative_position import relative_offsets, relative_position_index
+from ...utils.tracing import is_capturing, is_tracing
 from .base import PyramidBackbone
 
-NEG_INF = -1e6  # the authors' additive mask for padded keys (crossformer_backbone*.py: NEG_INF)
+# Additive mask for padded keys. The authors' -1e6 (crossformer_backbone*.py: NEG_INF) is -inf once autocast
+# casts the mask to float16 (CUDA AMP: the mask is float32, built from the tokens after layer norm); -1e4 is
+# finite in every float dtype, with room for the bias added to it, and exp(-1e4) is 0 as exp(-1e6) is.
+NEG_INF = -1e4
 # Without autograd, attention and MLP run over chunks of this many tokens: same math, far less peak memory.
 INFERENCE_CHUNK_TOKENS = 16384
 GROUPINGS = ('v1', 'main')
@@ -86,7 +93,8 @@ def strided_conv(x_nchw: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """
     k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
     h, w = x_nchw.shape[-2:]
-    if is_tracing() or k <= s or k % s or (h + 2 * p) % s or (w + 2 * p) % s:  # exported: the plain conv
+    # not a CPU eager forward (GPU, meta, export, compile): the plain conv
+    if not cpu_fast_path(x_nchw) or k <= s or k % s or (h + 2 * p) % s or (w + 2 * p) % s:
         return conv(x_nchw)
     b, c = x_nchw.shape[:2]
     x = F.pad(x_nchw, (p, p, p, p))
@@ -188,39 +196,20 @@ def plan_groups(h: int, w: int, group_size: int, interval: int, long_distance: b
     return GroupPlan((group_size, group_size, interval, _round_up(h, span), _round_up(w, span)))
 
 
-@functools.lru_cache(maxsize=64)
 def padded_key_mask(h: int, w: int, plan: GroupPlan, device: torch.device) -> Optional[torch.Tensor]:
-    """``(num_groups, Gh * Gw)`` bool, True on padding tokens; None when the map needs no padding."""
+    """``(num_groups, Gh * Gw)`` bool, True on padding keys to mask; None when the map needs no padding.
+
+    A group made only of padding (LDA 'main' grouping: e.g. 57x65 padded to 112x112) masks nothing: with
+    every key masked its rows would be all -inf in a kernel that turns the mask into -inf (NaN rows, NaN
+    gradients); unmasked they are finite, and their outputs are cropped, so they get zero gradient.
+    """
     hp, wp = plan.padded
     if not is_tracing() and (hp, wp) == (h, w):  # exported graphs always mask (nothing, at such sizes)
         return None
     pad = torch.ones(1, hp, wp, 1, dtype=torch.bool, device=device)
     pad[:, :h, :w] = False
-    return group_partition(pad, plan.group_h, plan.group_w, plan.interval).squeeze(-1)
-
-
-@functools.lru_cache(maxsize=16)  # v1 LDA groups grow with the image: an index can be ~10 MB
-def relative_coords_and_index(group_h: int, group_w: int,
-                              device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
-    """DPB inputs for a ``group_h x group_w`` group (paper Eq. 4; Swin's relative index).
-
-    Returns the ``((2Gh-1)(2Gw-1), 2)`` float table of offsets (dh, dw), dh-major, and the
-    ``(Gh*Gw, Gh*Gw)`` index of each (query, key) pair's offset ``q - k`` in that table.
-    """
-    dh = torch.arange(1 - group_h, group_h, device=device)
-    dw = torch.arange(1 - group_w, group_w, device=device)
-    offsets = torch.stack(torch.meshgrid(dh, dw, indexing='ij'), dim=-1).reshape(-1, 2).float()
-    coords = torch.stack(torch.meshgrid(torch.arange(group_h, device=device), torch.arange(group_w, device=device),
-                                        indexing='ij')).flatten(1)  # 2, N
-    rel = coords[:, :, None] - coords[:, None, :]  # 2, N(query), N(key)
-    index = (rel[0] + group_h - 1) * (2 * group_w - 1) + (rel[1] + group_w - 1)
-    return offsets, index
-
-
-def _coords_and_index(group_h: int, group_w: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
-    """:func:`relative_coords_and_index`, uncached while exporting (sizes are symbolic there)."""
-    fn = relative_coords_and_index.__wrapped__ if is_tracing() else relative_coords_and_index
-    return fn(group_h, group_w, device)
+    pad = group_partition(pad, plan.group_h, plan.group_w, plan.interval).squeeze(-1)
+    return pad & ~pad.all(dim=-1, keepdim=True)
 
 
 # ------------------------------------------------------------------------------------- attention
@@ -249,12 +238,11 @@ class GroupAttention(nn.Module):
 
     In eval mode the DPB table of each group shape is computed once and reused until a DPB parameter
     changes (tracked by the parameters' version counters); in training it is recomputed every forward,
-    so gradients are exact. Keys ``qkv``, ``proj``, ``pos.*``.
+    so gradients are exact. Keys ``qkv``, ``proj``, ``pos.*``. ``cache`` holds the size-only tables
+    (offsets, index); the backbone shares one among its blocks.
     """
 
-    fused: bool = True  # scaled_dot_product_attention; False runs the explicit reference below
-
-    def __init__(self, dim: int, num_heads: int) -> None:
+    def __init__(self, dim: int, num_heads: int, cache: Optional[ShapeCache] = None) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f'GroupAttention: dim {dim} is not divisible by num_heads {num_heads}')
@@ -263,29 +251,32 @@ class GroupAttention(nn.Module):
         self.qkv = Linear(dim, dim * 3)
         self.proj = Linear(dim, dim)
         self.pos = DynamicPosBias(dim // 16, num_heads)
-        self._table_cache: Dict[tuple, torch.Tensor] = {}
+        self._shape_cache = cache if cache is not None else ShapeCache(16)
+        self._table_cache = ShapeCache(16)
+
+    def coords_and_index(self, group_h: int, group_w: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+        """DPB inputs for a ``group_h x group_w`` group (paper Eq. 4; Swin's relative index): the
+        ``((2Gh-1)(2Gw-1), 2)`` float offsets (dh, dw) and the ``(N, N)`` index of each (query, key) pair's
+        offset ``q - k`` in them. v1 LDA groups grow with the image, so an index can be ~10 MB."""
+        return self._shape_cache.get(
+            ('dpb', group_h, group_w),
+            lambda: (relative_offsets(group_h, group_w, device), relative_position_index(group_h, group_w, device)),
+            device)
 
     def bias_table(self, group_h: int, group_w: int, device: torch.device) -> torch.Tensor:
         """``((2Gh-1)(2Gw-1), num_heads)`` DPB outputs, cached per group shape outside training."""
-        offsets, _ = _coords_and_index(group_h, group_w, device)
+        offsets, _ = self.coords_and_index(group_h, group_w, device)
         params = list(self.pos.parameters())
         # graphs recompute it: version counters cannot key a cache inside a graph
         if self.training or (torch.is_grad_enabled() and any(p.requires_grad for p in params)) or is_capturing():
             self._table_cache.clear()
             return self.pos(offsets.to(params[0].dtype))
-        versions = tuple(p._version for p in params)
-        key = (group_h, group_w, device, params[0].dtype)
-        cached = self._table_cache.get(key)
-        if cached is None or cached[0] != versions or cached[1] != params[0].data_ptr():
-            if len(self._table_cache) >= 16:
-                self._table_cache.clear()
-            cached = (versions, params[0].data_ptr(), self.pos(offsets.to(params[0].dtype)))
-            self._table_cache[key] = cached
-        return cached[2]
+        key = (group_h, group_w, params[0].data_ptr()) + tuple(p._version for p in params)
+        return self._table_cache.get(key, lambda: self.pos(offsets.to(params[0].dtype)), device, params[0].dtype)
 
     def position_bias(self, group_h: int, group_w: int, device: torch.device) -> torch.Tensor:
         """``(num_heads, N, N)`` bias for a group of ``N = group_h * group_w`` tokens."""
-        _, index = _coords_and_index(group_h, group_w, device)
+        _, index = self.coords_and_index(group_h, group_w, device)
         table = self.bias_table(group_h, group_w, device)  # T, nH
         return table.t()[:, index]
 
@@ -295,16 +286,14 @@ class GroupAttention(nn.Module):
         bg, n, c = groups.shape
         mask = self.position_bias(group_h, group_w, groups.device).to(groups.dtype).unsqueeze(0)  # 1, nH, N, N
         if key_pad is not None:  # B*nG, nH, N, N (groups are batch-major)
-            # -1e6 overflows float16: there the most negative finite value masks the same way
-            mask = mask.masked_fill(key_pad[:, None, None, :], max(NEG_INF, torch.finfo(mask.dtype).min))
-            mask = mask.repeat(batch, 1, 1, 1) if is_tracing() or batch > 1 else mask
-        if torch.is_grad_enabled() or is_capturing() or bg * n <= INFERENCE_CHUNK_TOKENS:
+            mask = mask.masked_fill(key_pad[:, None, None, :], NEG_INF)
+            mask = mask.repeat(batch, 1, 1, 1) if is_tracing() or batch != 1 else mask  # batch 0: empty
+        if not chunked_inference(groups, bg * n, INFERENCE_CHUNK_TOKENS):
             return self.attend(groups, mask)
-        # Inference: the same per-group math over chunks of groups, so q/k/v never exist for the whole map.
+        # CPU inference: the same per-group math over chunks of groups, so q/k/v never exist for the whole map.
         out = torch.empty_like(groups)
-        step = max(1, INFERENCE_CHUNK_TOKENS // n)
-        for i in range(0, bg, step):
-            out[i:i + step] = self.attend(groups[i:i + step], mask if mask.shape[0] == 1 else mask[i:i + step])
+        for start, stop in chunks(bg, max(1, INFERENCE_CHUNK_TOKENS // n)):
+            out[start:stop] = self.attend(groups[start:stop], mask if mask.shape[0] == 1 else mask[start:stop])
         return out
 
     def attend(self, groups: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -313,10 +302,10 @@ class GroupAttention(nn.Module):
         qkv = self.qkv(groups).view(bg, n, 3, self.num_heads, c // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each G, nH, N, hd
         # A 4-d mask keeps PyTorch's fused CPU/GPU kernels eligible (a 5-d layout falls back to the math path).
-        if self.fused:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
-        else:
+        if use_reference():
             out = attention_reference(q, k, v, mask, self.scale)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
         return self.proj(out.transpose(1, 2).reshape(bg, n, c))
 
 
@@ -340,14 +329,16 @@ class CrossFormerBlock(nn.Module):
                  grouping: str,
                  mlp_ratio: float = 4.0,
                  drop_path: float = 0.0,
-                 with_acl: bool = False) -> None:
+                 with_acl: bool = False,
+                 cache: Optional[ShapeCache] = None) -> None:
         super().__init__()
+        self._shape_cache = cache if cache is not None else ShapeCache(16)
         self.group_size = group_size
         self.interval = interval
         self.long_distance = long_distance
         self.grouping = grouping
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = GroupAttention(dim, num_heads)
+        self.attn = GroupAttention(dim, num_heads, self._shape_cache)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
@@ -363,19 +354,30 @@ class CrossFormerBlock(nn.Module):
         if is_tracing() or (hp, wp) != (h, w):  # zeros at the bottom/right, after norm1 (masked as keys below)
             x_nhwc = F.pad(x_nhwc, (0, 0, 0, wp - w, 0, hp - h))
         groups = group_partition(x_nhwc, plan.group_h, plan.group_w, plan.interval)
-        key_pad = (padded_key_mask.__wrapped__ if is_tracing() else padded_key_mask)(h, w, plan, x_nhwc.device)
+        key_pad = self._shape_cache.get(('pad', h, w, plan), lambda: padded_key_mask(h, w, plan, x_nhwc.device),
+                                        x_nhwc.device)
         groups = self.attn(groups, b, plan.group_h, plan.group_w, key_pad)
         x_nhwc = group_reverse(groups, plan.group_h, plan.group_w, plan.interval, hp, wp)
         return x_nhwc[:, :h, :w]
 
+    def attention_map(self, inputs: tuple, probs: torch.Tensor) -> dict:
+        """The centre query's attention (analysis), from the recorded group attention ``probs``."""
+        _, h, w, _ = inputs[0].shape
+        plan = plan_groups(h, w, self.group_size, self.interval, self.long_distance, self.grouping)
+        desc = (f"{'LDA' if plan.interval > 1 else 'SDA'} group attention ({plan.group_h}x{plan.group_w} tokens"
+                f"{f', interval {plan.interval}' if plan.interval > 1 else ''})")
+        return grouped_attention_map(probs, h, w, *plan.padded,
+                                     lambda pos: group_partition(pos, plan.group_h, plan.group_w, plan.interval),
+                                     desc)
+
     def forward(self, x_nhwc: torch.Tensor) -> torch.Tensor:
         x_nhwc = x_nhwc + self.drop_path(self.attention(self.norm1(x_nhwc)))
-        if self.training or torch.is_grad_enabled() or is_capturing():
+        if self.training or not chunked_inference(x_nhwc, x_nhwc[..., 0].numel(), INFERENCE_CHUNK_TOKENS):
             x_nhwc = x_nhwc + self.drop_path(self.mlp(self.norm2(x_nhwc)))
-        else:  # inference: the same per-token math in place over chunks, without a full-size 4C hidden map
+        else:  # CPU inference: the same per-token math in place over chunks, without a full-size 4C hidden map
             tokens = x_nhwc.contiguous().view(-1, x_nhwc.shape[-1])
-            for i in range(0, tokens.shape[0], INFERENCE_CHUNK_TOKENS):
-                chunk = tokens[i:i + INFERENCE_CHUNK_TOKENS]
+            for start, stop in chunks(tokens.shape[0], INFERENCE_CHUNK_TOKENS):
+                chunk = tokens[start:stop]
                 chunk += self.mlp(self.norm2(chunk))
             x_nhwc = tokens.view(x_nhwc.shape)
         if self.with_acl:
@@ -415,6 +417,7 @@ class CrossFormer(PyramidBackbone):
     """
 
     family = 'crossformer'
+    name_prefix = 'crossformer'
     arch_required_keys = ('embed_dims', 'depths', 'num_heads')
     arch_zoo = {
         'tiny': _arch(64, (1, 1, 8, 6), (2, 4, 8, 16), pp=False),
@@ -461,24 +464,27 @@ class CrossFormer(PyramidBackbone):
 
         self.patch_embed = CrossScaleEmbedding(in_channels, embed_dims, cfg.get('patch_sizes', (4, 8, 16, 32)))
         rates = drop_path_schedule(self.drop_path_rate, depths)
+        self._shape_cache = ShapeCache(64)  # masks and DPB index tables, shared by the blocks
         self.layers = nn.ModuleList()
-        for i, depth in enumerate(depths):
+        for i in range(self.last_stage + 1):  # stages after the last output are not built
+            depth = depths[i]
             blocks = [
                 CrossFormerBlock(
                     self.channels[i], num_heads[i], self.group_size[i], self.interval[i],
                     long_distance=j % 2 == 1, grouping=self.grouping, mlp_ratio=mlp_ratio,
                     drop_path=rates[i][j],
                     # ACL after blocks 2, 5, 8, ... but never after a stage's last block (++ Sec. 4.2)
-                    with_acl=with_acl and (j + 1) % 3 == 0 and j < depth - 1) for j in range(depth)
+                    with_acl=with_acl and (j + 1) % 3 == 0 and j < depth - 1,
+                    cache=self._shape_cache) for j in range(depth)
             ]
-            downsample = CrossScaleMerging(self.channels[i], merge_sizes[i]) if i < self.num_stages - 1 else None
+            downsample = CrossScaleMerging(self.channels[i], merge_sizes[i]) if i < self.last_stage else None
             self.layers.append(CrossFormerStage(blocks, downsample))
 
     @property
     def export_min_input_size(self) -> int:
         """Smallest side for which one exported graph holds: every stage's map is larger than its group
         (smaller maps switch to another grouping, a different graph)."""
-        return max(4 * 2**i * g for i, g in enumerate(self.group_size)) + 1
+        return max(self.stage_strides[i] * self.group_size[i] for i in range(self.last_stage + 1)) + 1
 
     def _per_stage(self, name: str, values) -> Tuple[int, ...]:
         values = tuple(values)
@@ -486,29 +492,33 @@ class CrossFormer(PyramidBackbone):
             raise ValueError(f'CrossFormer: {name} {values} must be {self.num_stages} positive ints, one per stage')
         return values
 
-    def stem_modules(self) -> List[nn.Module]:
-        return [self.patch_embed]
+    feature_layout = 'nhwc'
 
-    def stage_modules(self, index: int) -> List[nn.Module]:
-        modules = [self.layers[index].blocks]
-        if index > 0:
-            modules.insert(0, self.layers[index - 1].downsample)
-        return modules
+    @classmethod
+    def classification_settings(cls, arch: Union[str, dict]) -> dict:
+        settings = cls.resolve_arch(arch)
+        if settings.get('grouping', 'v1') == 'main':  # CrossFormer++ trained with G=(4, 4, 14, 7), I=(4, 2, 1, 1)
+            return dict(group_size=(4, 4, 14, 7), interval=(4, 2, 1, 1))
+        return {}
+
+    def stem_module_names(self) -> List[str]:
+        return ['patch_embed']
+
+    def stage_module_names(self, index: int) -> List[str]:
+        return ([f'layers.{index - 1}.downsample'] if index > 0 else []) + [f'layers.{index}.blocks']
+
+    def stage_blocks(self, index: int) -> nn.ModuleList:
+        return self.layers[index].blocks
 
     def reset_parameters(self) -> None:
         """The authors' init: trunc-normal(0.02) linears, unit LayerNorms, PyTorch defaults elsewhere."""
         init_vit_weights(self)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        self.check_input(x)
-        x_nhwc = self.patch_embed(x)
-        feats = {}
-        last = max(self.out_indices)
-        for i, stage in enumerate(self.layers):
-            x_nhwc = self.run_blocks(stage.blocks, x_nhwc)
-            if i in self.out_indices:
-                feats[i] = x_nhwc.permute(0, 3, 1, 2).contiguous()
-            if i == last:
-                break
-            x_nhwc = stage.downsample(x_nhwc)
-        return tuple(feats[i] for i in self.out_indices)
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.patch_embed(x)  # (B, H/4, W/4, C)
+
+    def forward_stage(self, index: int, x_nhwc: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        if index > 0:
+            x_nhwc = self.layers[index - 1].downsample(x_nhwc)
+        x_nhwc = self.run_blocks(self.layers[index].blocks, x_nhwc)
+        return x_nhwc, x_nhwc

@@ -22,12 +22,15 @@ from mmengine.registry import MODELS
 from torch import nn
 
 from ...checkpoint.facts import GCVIT_GLOBAL_QUERY_SPLITS
+from ..layers.attention_maps import grouped_attention_map
 from ..layers.drop import DropPath, drop_path_schedule
+from ...utils.fast_paths import use_reference
 from ..layers.init import init_vit_weights
 from ..layers.linear import Linear
 from ..layers.mlp import Mlp
 from ..layers.padding import pad_nhwc
-from ..layers.tracing import is_tracing
+from ..layers.relative_position import relative_position_index
+from ...utils.tracing import is_tracing
 from ..layers.windows import window_partition, window_reverse
 from .base import PyramidBackbone
 
@@ -131,14 +134,6 @@ class GlobalQueryGen(nn.Module):
         return tokens.transpose(1, 2)  # (B, heads, N, head_dim)
 
 
-def relative_position_index(window: int) -> torch.Tensor:
-    """Swin's relative-position index for a ``window x window`` window: ``(N, N)`` into a
-    ``(2w-1)^2`` table, ``(dh + w - 1) * (2w - 1) + (dw + w - 1)``."""
-    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing='ij')).flatten(1)
-    rel = coords[:, :, None] - coords[:, None, :] + window - 1  # (2, N, N)
-    return rel[0] * (2 * window - 1) + rel[1]
-
-
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside windows with a relative-position bias (Sec. 3.2).
 
@@ -161,7 +156,8 @@ class WindowAttention(nn.Module):
         self.proj = Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
-        self.register_buffer('relative_position_index', relative_position_index(window_size), persistent=False)
+        self.register_buffer('relative_position_index', relative_position_index(window_size, window_size),
+                             persistent=False)
 
     def relative_position_bias(self, dtype: torch.dtype) -> torch.Tensor:
         """``(heads, N, N)`` bias gathered from the table. Not cached: with window 24 the gathered biases of
@@ -174,6 +170,8 @@ class WindowAttention(nn.Module):
     def forward(self, windows: torch.Tensor, q_global: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``windows``: ``(B*nW, N, C)``, window-major within each image; ``q_global``:
         ``(B, heads, N, head_dim)`` for global blocks."""
+        if use_reference():
+            return self.forward_reference(windows, q_global)
         bw, n, c = windows.shape
         parts = 2 if self.is_global else 3
         qkv = self.qkv(windows).view(bw, n, parts, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
@@ -240,6 +238,15 @@ class GCViTBlock(nn.Module):
         x_nhwc = x_nhwc + self.drop_path(self._scale(attn_nhwc, self.gamma1))
         return x_nhwc + self.drop_path(self._scale(self.mlp(self.norm2(x_nhwc)), self.gamma2))
 
+    def attention_map(self, inputs: tuple, probs: torch.Tensor) -> dict:
+        """The centre query's attention (analysis), from the recorded window attention ``probs``."""
+        _, h, w, _ = inputs[0].shape
+        ws = self.window_size
+        kind = 'global' if self.attn.is_global else 'local'
+        return grouped_attention_map(probs, h, w, -(-h // ws) * ws, -(-w // ws) * ws,
+                                     lambda pos: window_partition(pos, ws, ws),
+                                     f'{kind} window attention ({ws}x{ws} windows)')
+
     @staticmethod
     def _scale(x: torch.Tensor, gamma: Optional[torch.Tensor]) -> torch.Tensor:
         return x if gamma is None else x * gamma
@@ -289,6 +296,9 @@ class GCViT(PyramidBackbone):
     output norms exist only for returned stages, so DDP sees no unused parameters.
     """
     family = 'gcvit'
+    name_prefix = 'gcvit'
+    # torch.export cannot yet prove its window reshapes for every size (divisibility guards)
+    onnx_exporter = 'torchscript'
     arch_required_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratio')
     arch_zoo = {
         'xxtiny': dict(embed_dims=64, depths=(2, 2, 6, 2), num_heads=(2, 4, 8, 16), mlp_ratio=3.0),
@@ -382,21 +392,26 @@ class GCViT(PyramidBackbone):
         self.set_global_query_split(GLOBAL_QUERY_SPLITS[code])
 
     # ------------------------------------------------------------------------------ structure
-    def stem_modules(self) -> List[nn.Module]:
-        return [self.patch_embed]
+    feature_layout = 'nhwc'
 
-    def stage_modules(self, index: int) -> List[nn.Module]:
+    @classmethod
+    def classification_settings(cls, arch: Union[str, dict]) -> dict:
+        return dict(window_size=(7, 7, 14, 7))  # dense: 24 in every stage
+
+    def stem_module_names(self) -> List[str]:
+        return ['patch_embed']
+
+    def stage_module_names(self, index: int) -> List[str]:
         """Stage ``index``'s output depends on the previous downsampling, its global query
         generator, its blocks and its output norm."""
-        if index >= len(self.levels):
-            return []
-        stage = self.levels[index]
-        modules = [stage.blocks] + ([stage.q_global_gen] if stage.q_global_gen is not None else [])
-        if index > 0:
-            modules.insert(0, self.levels[index - 1].downsample)
-        if index in self.out_indices:
-            modules.append(getattr(self, f'norm{index}'))
-        return modules
+        names = [f'levels.{index}.blocks', f'levels.{index}.q_global_gen', f'norm{index}']
+        return ([f'levels.{index - 1}.downsample'] if index > 0 else []) + names
+
+    def stage_blocks(self, index: int) -> nn.ModuleList:
+        return self.levels[index].blocks
+
+    def output_norm(self, index: int) -> nn.Module:
+        return getattr(self, f'norm{index}')
 
     def reset_parameters(self) -> None:
         """The authors' init: trunc-normal(0.02) linears and relative-position tables, unit LayerNorms."""
@@ -406,18 +421,13 @@ class GCViT(PyramidBackbone):
                 trunc_normal_(module.relative_position_bias_table, std=0.02)
 
     # ------------------------------------------------------------------------------- forward
-    def _run_stage(self, stage: GCViTStage, x_nhwc: torch.Tensor) -> torch.Tensor:
-        q_global = stage.q_global_gen(x_nhwc.permute(0, 3, 1, 2)) if stage.q_global_gen is not None else None
-        return self.run_blocks(stage.blocks, x_nhwc, q_global)
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.patch_embed(x)  # (B, H/4, W/4, C)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        self.check_input(x)
-        x_nhwc = self.patch_embed(x)
-        outs = {}
-        for i, stage in enumerate(self.levels):
-            x_nhwc = self._run_stage(stage, x_nhwc)
-            if i in self.out_indices:
-                outs[i] = getattr(self, f'norm{i}')(x_nhwc).permute(0, 3, 1, 2).contiguous()
-            if stage.downsample is not None:
-                x_nhwc = stage.downsample(x_nhwc)
-        return tuple(outs[i] for i in self.out_indices)
+    def forward_stage(self, index: int, x_nhwc: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        if index > 0:
+            x_nhwc = self.levels[index - 1].downsample(x_nhwc)
+        stage = self.levels[index]
+        q_global = stage.q_global_gen(x_nhwc.permute(0, 3, 1, 2)) if stage.q_global_gen is not None else None
+        x_nhwc = self.run_blocks(stage.blocks, x_nhwc, q_global)
+        return x_nhwc, x_nhwc  # the stage output before its downsampling

@@ -9,21 +9,23 @@ embedding and a log-spaced continuous position bias. The channel mixer is Convol
 Parameter names follow the authors' checkpoints (``patch_embed{i}``, ``block{i}.{j}``, ``norm{i}``),
 so their ImageNet and dense state dicts, and their optimizer ``custom_keys``, apply unchanged.
 """
+import contextlib
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import nn
 
+from mmvit_backbones.models.layers.attention_maps import spatial_result, subsampled_attention_map
+from mmvit_backbones.utils.cache import ShapeCache
 from mmvit_backbones.models.layers.drop import DropPath, drop_path_schedule
 from mmvit_backbones.models.layers.init import init_vit_weights
 from mmvit_backbones.models.layers.linear import Linear
-from mmvit_backbones.models.layers.tracing import is_capturing, is_exporting
-from mmvit_backbones.ops.aggregated_attention import (aggregated_attention, length_scaled_attention,
+from mmvit_backbones.utils.tracing import is_capturing, is_exporting
+from mmvit_backbones.ops.aggregated_attention import (ATTN_IMPLS, aggregated_attention, length_scaled_attention,
                                                       local_padding_mask)
 from mmvit_backbones.ops.export_helpers import adaptive_avg_pool2d_matmul
 from mmvit_backbones.ops.log_cpb import BiasGeometry, PoolBias, bias_geometry, evaluate_cpb
@@ -140,7 +142,7 @@ class AggregatedAttention(CosineAttentionBase):
     then the same ``kv`` projection as the fine path.
     """
 
-    def __init__(self, dim: int, num_heads: int, sr_ratio: int, attn_impl: str = 'fast') -> None:
+    def __init__(self, dim: int, num_heads: int, sr_ratio: int, attn_impl: str = 'auto') -> None:
         super().__init__(dim, num_heads)
         self.sr_ratio = sr_ratio
         self.attn_impl = attn_impl
@@ -220,6 +222,45 @@ class TransNeXtBlock(nn.Module):
         x = x + self.drop_path(self.attn(self.norm1(x), ctx))
         return x + self.drop_path(self.mlp(self.norm2(x), ctx.size))
 
+    def attention_map(self, inputs: tuple, probs: Optional[torch.Tensor]) -> dict:
+        """The centre query's attention (analysis): full attention from the recorded ``probs``; aggregated
+        attention (Sec. 3.2) recomputed as one softmax over the 3x3 neighbours and the pooled keys, the
+        pooled weights spread over the cells each pooled key averages (the learnable-token term added
+        after the softmax is not a probability and is left out)."""
+        x, ctx = self.norm1(inputs[0]), inputs[1]
+        h, w = ctx.size
+        if not isinstance(self.attn, AggregatedAttention):
+            return subsampled_attention_map(probs, h, w, 1)
+        attn, (b, _, c) = self.attn, x.shape
+        cy, cx = h // 2, w // 2
+        centre = cy * w + cx
+        q_norm = F.normalize(attn.split_heads(attn.q(x)), dim=-1)
+        q_scaled = attn.scale_queries(q_norm, ctx.length_scale)[0, :, centre]  # (heads, d)
+        k_local = F.normalize(attn.split_heads(attn.kv(x)).chunk(2, dim=1)[0], dim=-1)[0]  # (heads, N, d)
+        pooled = F.adaptive_avg_pool2d(attn.act(attn.sr(x.transpose(1, 2).reshape(b, c, h, w))), ctx.pool_size)
+        pooled = attn.norm(pooled.flatten(2).transpose(1, 2))
+        k_pool = F.normalize(attn.split_heads(attn.kv(pooled)).chunk(2, dim=1)[0], dim=-1)[0]  # (heads, P, d)
+        local, cells = [], []
+        for i, (dy, dx) in enumerate((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)):
+            y, xx = cy + dy, cx + dx
+            if 0 <= y < h and 0 <= xx < w:
+                local.append((q_scaled * k_local[:, y * w + xx]).sum(-1) + attn.relative_pos_bias_local[:, i])
+                cells.append(y * w + xx)
+        pool_bias = attn.position_bias(ctx.bias_geometry).full()[:, centre]  # (heads, P)
+        pool_logits = (q_scaled[:, None] @ k_pool.transpose(-2, -1))[:, 0] + pool_bias  # (heads, P)
+        weights = torch.cat([torch.stack(local, -1), pool_logits], dim=-1).softmax(-1).mean(0)
+        ph, pw = ctx.pool_size
+        pool_map = torch.zeros(h, w)
+        pooled_weights = weights[len(cells):].view(ph, pw)
+        for i in range(ph):  # adaptive average pooling bins: rows floor(i*h/ph) .. ceil((i+1)*h/ph)
+            r0, r1 = (i * h) // ph, -(-(i + 1) * h // ph)
+            for j in range(pw):
+                c0, c1 = (j * w) // pw, -(-(j + 1) * w // pw)
+                pool_map[r0:r1, c0:c1] += pooled_weights[i, j] / ((r1 - r0) * (c1 - c0))
+        out = pool_map.view(-1)
+        out[torch.tensor(cells)] += weights[:len(cells)]
+        return spatial_result(out, h, w, f'aggregated attention (3x3 + pooled {ph}x{pw})')
+
 
 class OverlapPatchEmbed(nn.Module):
     """Overlapping strided convolution + LayerNorm (eps 1e-5): 7x7/s4 for the stem, 3x3/s2 after."""
@@ -249,10 +290,12 @@ class TransNeXt(PyramidBackbone):
         img_size: the input side the interpolated bias is generated for (authors: 800 for
             detection and multi-scale segmentation, 512 for single-scale segmentation).
         pretrain_size: the ImageNet training resolution that normalises the bias coordinates.
-        attn_impl: ``'fast'`` or ``'reference'`` aggregated attention (same math).
+        attn_impl: aggregated attention, same math: ``'auto'`` (default: the Triton kernel on CUDA where
+            ``triton`` is usable, else ``'fast'``), ``'fast'`` (PyTorch), ``'reference'`` or ``'triton'``.
         Others: see :class:`PyramidBackbone`.
     """
     family = 'transnext'
+    name_prefix = 'transnext'
     arch_required_keys = ('embed_dims', 'depths', 'num_heads')
     arch_zoo = {
         'micro': dict(embed_dims=(48, 96, 192, 384), depths=(2, 2, 15, 2), num_heads=(2, 4, 8, 16)),
@@ -276,14 +319,14 @@ class TransNeXt(PyramidBackbone):
                  pos_bias_mode: str = 'interpolate',
                  img_size: int = 800,
                  pretrain_size: int = 224,
-                 attn_impl: str = 'fast',
+                 attn_impl: str = 'auto',
                  pretrained: Optional[str] = None) -> None:
         super().__init__(arch, in_channels, out_indices, drop_path_rate, frozen_stages, norm_eval, with_cp,
                          init_cfg, pretrained=pretrained)
         if pos_bias_mode not in POS_BIAS_MODES:
             raise ValueError(f'TransNeXt: pos_bias_mode must be one of {POS_BIAS_MODES}, got {pos_bias_mode!r}')
-        if attn_impl not in ('fast', 'reference'):
-            raise ValueError(f"TransNeXt: attn_impl must be 'fast' or 'reference', got {attn_impl!r}")
+        if attn_impl not in ATTN_IMPLS:
+            raise ValueError(f'TransNeXt: attn_impl must be one of {ATTN_IMPLS}, got {attn_impl!r}')
         settings = self.arch_settings
         dims = tuple(settings['embed_dims'])
         depths = tuple(settings['depths'])
@@ -302,10 +345,10 @@ class TransNeXt(PyramidBackbone):
         self.pos_bias_mode = pos_bias_mode
         self.img_size = img_size
         self.pretrain_size = pretrain_size
-        self._contexts: Dict[tuple, List[StageContext]] = OrderedDict()
+        self._contexts = ShapeCache(self.max_cached_sizes)
 
         rates = drop_path_schedule(drop_path_rate, depths)
-        for i in range(self.num_stages):
+        for i in range(self.last_stage + 1):  # stages after the last output are not built
             stem = i == 0
             setattr(self, f'patch_embed{i + 1}',
                     OverlapPatchEmbed(in_channels if stem else dims[i - 1], dims[i], 7 if stem else 3,
@@ -316,14 +359,19 @@ class TransNeXt(PyramidBackbone):
             setattr(self, f'norm{i + 1}', nn.LayerNorm(dims[i], eps=BLOCK_EPS))
 
     # -------------------------------------------------------------------------------- structure
-    def stem_modules(self) -> List[nn.Module]:
-        return [self.patch_embed1]
+    @classmethod
+    def classification_settings(cls, arch) -> dict:
+        return dict(pos_bias_mode='extrapolate')  # bias evaluated on the actual grid, as in classification
 
-    def stage_modules(self, index: int) -> List[nn.Module]:
-        modules = [getattr(self, f'block{index + 1}'), getattr(self, f'norm{index + 1}')]
-        if index > 0:  # stage 0's patch embedding is the stem
-            modules.insert(0, getattr(self, f'patch_embed{index + 1}'))
-        return modules
+    def stem_module_names(self) -> List[str]:
+        return ['patch_embed1']
+
+    def stage_module_names(self, index: int) -> List[str]:
+        # stage 0's patch embedding is the stem
+        return ([f'patch_embed{index + 1}'] if index > 0 else []) + [f'block{index + 1}', f'norm{index + 1}']
+
+    def stage_blocks(self, index: int) -> nn.ModuleList:
+        return getattr(self, f'block{index + 1}')
 
     # ----------------------------------------------------------------------------- initialisation
     def reset_parameters(self) -> None:
@@ -351,50 +399,50 @@ class TransNeXt(PyramidBackbone):
         return StageContext(size, pool_size, torch.log(torch.tensor(float(pool_len), device=device)), None,
                             geometry)
 
+    @contextlib.contextmanager
+    def counting_paths(self):
+        """FLOP counting traces the reference aggregated attention: its 3x3 local attention is a matmul over
+        ``F.unfold`` neighbourhoods there (counted), nine shifted element-wise products on the fast path (not)."""
+        attns = [m for m in self.modules() if isinstance(m, AggregatedAttention)]
+        saved = [m.attn_impl for m in attns]
+        for m in attns:
+            m.attn_impl = 'reference'
+        try:
+            yield
+        finally:
+            for m, impl in zip(attns, saved):
+                m.attn_impl = impl
+
     # torch.compile runs this at trace time and bakes the result in (it depends on the sizes only); the
     # compiled graph is then specialised to the input size (compile with dynamic=False)
     @torch.compiler.assume_constant_result
     def _contexts_for(self, size: Size, device: torch.device) -> List[StageContext]:
-        key = (size, str(device))
-        if key not in self._contexts:
-            h, w = size
-            contexts = []
-            for i in range(self.num_stages):
-                stride = 4 if i == 0 else 2
-                h, w = (h - 1) // stride + 1, (w - 1) // stride + 1  # ceil, as the overlapping convs
-                contexts.append(self.stage_context(i, (h, w), device))
-            self._contexts[key] = contexts
-            while len(self._contexts) > self.max_cached_sizes:
-                self._contexts.popitem(last=False)
-        return self._contexts[key]
+        return self._contexts.get(size, lambda: self._make_contexts(size, device), device)
 
-    def _traced_contexts(self, size: Size, device: torch.device) -> List[StageContext]:
-        """The stage contexts of :meth:`_contexts_for`, uncached, for export (sizes are graph values)."""
+    def _make_contexts(self, size: Size, device: torch.device) -> List[StageContext]:
+        """The stage contexts of the stages the forward runs (built from the symbolic sizes under export)."""
         h, w = size
         contexts = []
-        for i in range(max(self.out_indices) + 1):  # the stages the forward runs
+        for i in range(self.last_stage + 1):
             stride = 4 if i == 0 else 2
-            h, w = (h - 1) // stride + 1, (w - 1) // stride + 1
+            h, w = (h - 1) // stride + 1, (w - 1) // stride + 1  # ceil, as the overlapping convs
             contexts.append(self.stage_context(i, (h, w), device))
         return contexts
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        self.check_input(x)
+    def forward_stem(self, x: torch.Tensor) -> Tuple[torch.Tensor, List[StageContext]]:
         if is_exporting():  # export: built from the symbolic sizes, no size-keyed cache
-            contexts = self._traced_contexts(tuple(x.shape[2:]), x.device)
-        else:
-            contexts = self._contexts_for(tuple(x.shape[2:]), x.device)
-        outs = {}
-        last = max(self.out_indices)
-        for i in range(last + 1):
-            x, size = getattr(self, f'patch_embed{i + 1}')(x)
-            ctx = contexts[i]
-            assert size == ctx.size, f'stage {i} size {size} != expected {ctx.size}'
-            x = self.run_blocks(getattr(self, f'block{i + 1}'), x, ctx)
-            x = getattr(self, f'norm{i + 1}')(x)
-            # (B, C, H, W) in channels-last memory (a view of the tokens) feeds the next patch embedding;
-            # outputs are returned contiguous (NCHW)
-            x = x.view(x.shape[0], *size, x.shape[-1]).permute(0, 3, 1, 2)
-            if i in self.out_indices:
-                outs[i] = x.contiguous()
-        return tuple(outs[i] for i in self.out_indices)
+            return x, self._make_contexts(tuple(x.shape[2:]), x.device)
+        size = tuple(int(s) for s in x.shape[2:])  # plain ints (torch 2.1's TorchScript tracer hands out tensors)
+        return x, self._contexts_for(size, x.device)
+
+    def forward_stage(self, index: int, state) -> Tuple[tuple, torch.Tensor]:
+        x, contexts = state
+        x, size = getattr(self, f'patch_embed{index + 1}')(x)
+        ctx = contexts[index]
+        assert size == ctx.size, f'stage {index} size {size} != expected {ctx.size}'
+        x = self.run_blocks(getattr(self, f'block{index + 1}'), x, ctx)
+        x = getattr(self, f'norm{index + 1}')(x)
+        # (B, C, H, W) in channels-last memory (a view of the tokens) feeds the next patch embedding;
+        # the output is returned contiguous (NCHW) by the base class
+        x_nchw = x.view(x.shape[0], *size, x.shape[-1]).permute(0, 3, 1, 2)
+        return (x_nchw, contexts), x_nchw

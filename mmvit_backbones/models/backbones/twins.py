@@ -24,19 +24,22 @@ Differences from the authors' dense code (see docs/twins.md):
   detection code (zero padding without a mask).
 * ``drop_path_rate`` is honoured (the authors' registration classes ignore every keyword argument).
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import nn
 
+from ..layers.attention_maps import grouped_attention_map, subsampled_attention_map
+from ...utils.cache import ShapeCache
 from ..layers.drop import DropPath, drop_path_schedule
+from ...utils.fast_paths import use_reference
 from ..layers.init import init_vit_weights
 from ..layers.linear import Linear
 from ..layers.mlp import Mlp
 from ..layers.padding import pad_nchw, pad_nhwc
-from ..layers.tracing import is_tracing
+from ...utils.tracing import is_tracing
 from ..layers.windows import window_partition, window_reverse
 from .base import PyramidBackbone
 
@@ -53,9 +56,10 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: Optio
     """Softmax attention ``softmax(q k^T / sqrt(d)) v`` over ``(..., L, d)`` tensors.
 
     ``key_mask`` (bool, broadcastable to ``(..., 1, S)``) is True for keys that may be attended.
-    ``impl='reference'`` is the readable matmul/softmax path that ``'sdpa'`` is tested against.
+    ``impl='reference'`` (or :func:`~mmvit_backbones.utils.fast_paths.use_reference`) is the
+    readable matmul/softmax path that ``'sdpa'`` is tested against.
     """
-    if impl == 'sdpa':
+    if impl == 'sdpa' and not use_reference():
         return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
     attn = (q @ k.transpose(-2, -1)) * q.shape[-1]**-0.5
     if key_mask is not None:
@@ -149,7 +153,7 @@ class LocallyGroupedAttention(nn.Module):
         self.attn_impl = attn_impl
         self.qkv = Linear(embed_dims, embed_dims * 3)
         self.proj = Linear(embed_dims, embed_dims)
-        self._mask_cache: Dict[tuple, Optional[torch.Tensor]] = {}
+        self._mask_cache = ShapeCache(self.max_cached_masks)
 
     def key_mask(self, h: int, w: int, pad_b: int, pad_r: int, device: torch.device,
                  batch: int = 1) -> Optional[torch.Tensor]:
@@ -164,15 +168,14 @@ class LocallyGroupedAttention(nn.Module):
             (pad_b > 0 and pad_r > 0) if self.mask_mode == 'official' else False
         if not masked:
             return None
-        key = (h, w, batch, device)
-        if key not in self._mask_cache:
-            if len(self._mask_cache) >= self.max_cached_masks:  # multi-scale training sees many sizes
-                self._mask_cache.clear()
-            ws = self.window_size
+        ws = self.window_size
+
+        def make() -> torch.Tensor:
             real = torch.zeros(batch, h + pad_b, w + pad_r, 1, dtype=torch.bool, device=device)
             real[:, :h, :w] = True
-            self._mask_cache[key] = window_partition(real, ws, ws).reshape(-1, 1, 1, ws * ws)
-        return self._mask_cache[key]
+            return window_partition(real, ws, ws).reshape(-1, 1, 1, ws * ws)
+
+        return self._mask_cache.get((h, w, batch), make, device)
 
     def _traced_key_mask(self, h, w, pad_b, pad_r, device: torch.device) -> torch.Tensor:
         """:meth:`key_mask` without branches on the (traced) sizes: the mask is always built, all True
@@ -209,6 +212,16 @@ class TwinsBlock(nn.Module):
         self.norm2 = nn.LayerNorm(embed_dims, eps=BLOCK_NORM_EPS)
         self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def attention_map(self, inputs: tuple, probs: torch.Tensor) -> dict:
+        """The centre query's attention (analysis), from the recorded ``probs`` (LSA windows or GSA)."""
+        h, w = inputs[1]
+        if isinstance(self.attn, LocallyGroupedAttention):
+            ws = self.attn.window_size
+            return grouped_attention_map(probs, h, w, -(-h // ws) * ws, -(-w // ws) * ws,
+                                         lambda pos: window_partition(pos, ws, ws),
+                                         f'locally-grouped attention ({ws}x{ws} windows)')
+        return subsampled_attention_map(probs, h, w, self.attn.sr_ratio)
 
     def forward(self, tokens: torch.Tensor, hw: HW) -> torch.Tensor:
         tokens = tokens + self.drop_path(self.attn(self.norm1(tokens), hw))
@@ -277,7 +290,7 @@ class TwinsBackbone(PyramidBackbone):
         rates = drop_path_schedule(self.drop_path_rate, arch['depths'])
 
         stages = []
-        for i in range(self.num_stages):
+        for i in range(self.last_stage + 1):  # stages after the last output are not built
             dims, heads = arch['embed_dims'][i], arch['num_heads'][i]
             blocks = []
             for j in range(arch['depths'][i]):
@@ -290,32 +303,42 @@ class TwinsBackbone(PyramidBackbone):
                                      self.patch_strides[i], blocks, arch['norm_after_stage']))
         self.stages = nn.ModuleList(stages)
 
-    def stem_modules(self) -> List[nn.Module]:
-        return [self.stages[0].patch_embed]
+    @property
+    def export_example_min_size(self) -> int:
+        """Every LSA stage of the example must span two windows: ``ceil(H / s_i) > window_i`` (225 for 7x7)."""
+        side, stride = super().export_example_min_size, 1
+        windows = self.arch_settings['window_sizes'] or (0, ) * self.num_stages
+        for i in range(self.last_stage + 1):
+            stride *= self.patch_strides[i]
+            side = max(side, stride * windows[i] + 1) if windows[i] else side
+        return side
 
-    def stage_modules(self, index: int) -> List[nn.Module]:
-        return [self.stages[index]]
+    def stem_module_names(self) -> List[str]:
+        return ['stages.0.patch_embed']
+
+    def stage_module_names(self, index: int) -> List[str]:
+        return [f'stages.{index}']
+
+    def stage_blocks(self, index: int) -> nn.ModuleList:
+        return self.stages[index].blocks
 
     def reset_parameters(self) -> None:
         """The authors' init: trunc-normal(0.02) linears, unit LayerNorms, fan-out normal convs."""
         init_vit_weights(self, conv_fan_out=True)
 
-    def _run_stage(self, stage: TwinsStage, x_nchw: torch.Tensor) -> torch.Tensor:
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return x  # the stem is stage 0's patch embedding
+
+    def forward_stage(self, index: int, x_nchw: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        stage = self.stages[index]
         tokens, hw = stage.patch_embed(x_nchw)
         for j, block in enumerate(stage.blocks):
             tokens = self.run_checkpointed(block, tokens, hw)
             if j == 0:
                 tokens = stage.pos_block(tokens, hw)
         tokens = stage.norm(tokens)
-        return tokens.transpose(1, 2).unflatten(2, hw)  # (B, C, H, W); B may be 0
-
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        self.check_input(x)
-        outs = {}
-        for i, stage in enumerate(self.stages):
-            x = self._run_stage(stage, x)  # (B, C_i, ceil(H / s_i), ceil(W / s_i))
-            outs[i] = x
-        return tuple(outs[i] for i in self.out_indices)
+        x_nchw = tokens.transpose(1, 2).unflatten(2, hw)  # (B, C_i, ceil(H / s_i), ceil(W / s_i)); B may be 0
+        return x_nchw, x_nchw
 
 
 _PCPVT_COMMON = dict(embed_dims=[64, 128, 320, 512], num_heads=[1, 2, 5, 8], mlp_ratios=[8, 8, 4, 4],
@@ -328,6 +351,8 @@ _SVT_COMMON = dict(mlp_ratios=[4, 4, 4, 4], sr_ratios=[8, 4, 2, 1], window_sizes
 class TwinsPCPVT(TwinsBackbone):
     """Twins-PCPVT (GSA in every block, no output norm). Archs ``small``/``base``/``large``."""
 
+    name_prefix = 'twins-pcpvt'
+
     arch_zoo = {
         'small': dict(_PCPVT_COMMON, depths=[3, 4, 6, 3]),
         'base': dict(_PCPVT_COMMON, depths=[3, 4, 18, 3]),
@@ -338,6 +363,8 @@ class TwinsPCPVT(TwinsBackbone):
 @MODELS.register_module()
 class TwinsSVT(TwinsBackbone):
     """Twins-SVT (alternating LSA/GSA, a LayerNorm after every stage). Archs ``small``/``base``/``large``."""
+
+    name_prefix = 'twins-svt'
 
     arch_defaults = dict(window_sizes=[7, 7, 7, 7], norm_after_stage=True)
 

@@ -13,7 +13,6 @@ class-attention layers; the outputs of four blocks (``tap_blocks``) are reshaped
 into strides 4/8/16/32 by :class:`~mmvit_backbones.models.layers.pyramid.SimplePyramid`.
 """
 import math
-from collections import OrderedDict
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -22,12 +21,16 @@ from mmcv.cnn import ConvModule, build_norm_layer
 from mmengine.registry import MODELS
 from torch import nn
 
+from ... import compat
+from ..layers.attention_maps import channel_attention_map
+from ...utils.cache import ShapeCache
 from ..layers.drop import DropPath
+from ...utils.fast_paths import chunked_inference, chunks, use_reference
 from ..layers.init import init_vit_weights
 from ..layers.linear import Linear
 from ..layers.mlp import Mlp
 from ..layers.pyramid import SimplePyramid
-from ..layers.tracing import is_capturing
+from ...utils.tracing import is_capturing
 from .base import PyramidBackbone
 
 STRIDES = (4, 8, 16, 32)
@@ -99,36 +102,29 @@ class FourierPositionEncoding(nn.Module):
         self.hidden_dim = hidden_dim
         self.temperature = temperature
         self.proj = nn.Conv2d(2 * hidden_dim, dim, kernel_size=1)
-        self._cache: 'OrderedDict[tuple, torch.Tensor]' = OrderedDict()
+        self._cache = ShapeCache(self.max_cached_sizes)
 
     def fourier_features(self, h: int, w: int, device: torch.device) -> torch.Tensor:
         """``(h * w, 2 * hidden_dim)`` features, y frequencies first, (sin, cos) interleaved."""
-        key = (h, w, str(device))
-        capturing = is_capturing()  # graph capture: computed in the graph, never cached (traced sizes)
-        if not capturing and key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        eps, scale = 1e-6, 2 * math.pi
-        y = torch.arange(1, h + 1, dtype=torch.float32, device=device)
-        x = torch.arange(1, w + 1, dtype=torch.float32, device=device)
-        y = y / (y[-1:] + eps) * scale
-        x = x / (x[-1:] + eps) * scale
-        dim_t = torch.arange(self.hidden_dim, dtype=torch.float32, device=device)
-        dim_t = self.temperature**(2 * (dim_t // 2) / self.hidden_dim)
 
-        def encode(pos: torch.Tensor) -> torch.Tensor:  # (L,) -> (L, hidden_dim)
-            angles = pos[:, None] / dim_t
-            return torch.stack((angles[:, 0::2].sin(), angles[:, 1::2].cos()), dim=2).flatten(1)
+        def make() -> torch.Tensor:
+            eps, scale = 1e-6, 2 * math.pi
+            y = torch.arange(1, h + 1, dtype=torch.float32, device=device)
+            x = torch.arange(1, w + 1, dtype=torch.float32, device=device)
+            y = y / (y[-1:] + eps) * scale
+            x = x / (x[-1:] + eps) * scale
+            dim_t = torch.arange(self.hidden_dim, dtype=torch.float32, device=device)
+            dim_t = self.temperature**(2 * (dim_t // 2) / self.hidden_dim)
 
-        pos_y = encode(y)[:, None, :].expand(h, w, self.hidden_dim)
-        pos_x = encode(x)[None, :, :].expand(h, w, self.hidden_dim)
-        feats = torch.cat((pos_y, pos_x), dim=2).reshape(h * w, 2 * self.hidden_dim)
-        if capturing:
-            return feats
-        self._cache[key] = feats
-        if len(self._cache) > self.max_cached_sizes:
-            self._cache.popitem(last=False)
-        return feats
+            def encode(pos: torch.Tensor) -> torch.Tensor:  # (L,) -> (L, hidden_dim)
+                angles = pos[:, None] / dim_t
+                return torch.stack((angles[:, 0::2].sin(), angles[:, 1::2].cos()), dim=2).flatten(1)
+
+            pos_y = encode(y)[:, None, :].expand(h, w, self.hidden_dim)
+            pos_x = encode(x)[None, :, :].expand(h, w, self.hidden_dim)
+            return torch.cat((pos_y, pos_x), dim=2).reshape(h * w, 2 * self.hidden_dim)
+
+        return self._cache.get((h, w), make, device)
 
     def forward(self, h: int, w: int) -> torch.Tensor:
         """Position codes ``(1, h * w, dim)`` for an ``h x w`` token grid (row-major)."""
@@ -147,7 +143,7 @@ def cross_covariance_attention(q: torch.Tensor, k: torch.Tensor, temperature: to
     token axis in the token-major layout the qkv projection produces. Sums over all N tokens overflow
     in float16, so autocast is off here; the (small) result is cast back by the caller.
     """
-    with torch.autocast(device_type=q.device.type, enabled=False):
+    with compat.autocast_disabled(q.device.type):
         q, k = q.float(), k.float()
         gram = q.transpose(-2, -1) @ k  # (B, heads, d, d)
         # square().sum() reduces the strided token axis several times faster than linalg.vector_norm on CPU
@@ -185,7 +181,8 @@ class XCA(nn.Module):
         # views of the projection, no copies: each (B, heads, N, d)
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
-        attn = cross_covariance_attention(q, k, self.temperature)  # (B, heads, d, d)
+        xca = cross_covariance_attention_reference if use_reference() else cross_covariance_attention
+        attn = xca(q, k, self.temperature)  # (B, heads, d, d)
         out = v @ attn.to(v.dtype).transpose(-2, -1)  # (B, heads, N, d): out^T = attn @ v^T
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
@@ -233,6 +230,16 @@ class XCABlock(nn.Module):
         self.gamma2 = nn.Parameter(torch.full((dim, ), float(layer_scale_init)))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
+    def attention_map(self, inputs: tuple, probs=None) -> dict:
+        """The channel attention of the first image (analysis): ``d x d`` per head, block-diagonal."""
+        x = self.norm1(inputs[0])
+        b, n, c = x.shape
+        heads = self.attn.num_heads
+        q, k, _ = self.attn.qkv(x).reshape(b, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4).unbind(0)
+        attn = cross_covariance_attention(q, k, self.attn.temperature)[0]  # (heads, d, d)
+        return channel_attention_map(attn, f'cross-covariance (channel) attention, {heads} heads of '
+                                           f'{c // heads}x{c // heads}')
+
     def residual(self, x: torch.Tensor, gamma: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
         """``x + drop_path(gamma * update)``; one fused pass when no path is dropped."""
         if self.training and not isinstance(self.drop_path, nn.Identity):
@@ -242,14 +249,14 @@ class XCABlock(nn.Module):
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         x = self.residual(x, self.gamma1, self.attn(self.norm1(x)))
         x = self.residual(x, self.gamma3, self.local_mp(self.norm3(x), hw))
-        if torch.is_grad_enabled() or x.shape[1] <= self.mlp_chunk_tokens or is_capturing():
+        if self.training or not chunked_inference(x, x.shape[1], self.mlp_chunk_tokens):
             return self.residual(x, self.gamma2, self.mlp(self.norm2(x)))
-        # Inference: the MLP is token-wise, so running it on token blocks gives the same result while
+        # CPU inference: the MLP is token-wise, so running it on token blocks gives the same result while
         # its 4x-wide hidden activations (the largest tensors of a block) exist for one block at a time.
         out = torch.empty_like(x)
-        for start in range(0, x.shape[1], self.mlp_chunk_tokens):
-            part = x[:, start:start + self.mlp_chunk_tokens]
-            out[:, start:start + self.mlp_chunk_tokens] = self.residual(part, self.gamma2, self.mlp(self.norm2(part)))
+        for start, stop in chunks(x.shape[1], self.mlp_chunk_tokens):
+            part = x[:, start:stop]
+            out[:, start:stop] = self.residual(part, self.gamma2, self.mlp(self.norm2(part)))
         return out
 
 
@@ -276,6 +283,7 @@ class XCiT(PyramidBackbone):
     arch_zoo = {f'{name}-p{p}': _arch(*size, p) for name, size in _SIZES.items() for p in (16, 8)}
     arch_required_keys = ('embed_dims', 'depth', 'num_heads', 'patch_size', 'tap_blocks')
     family = 'xcit'
+    name_prefix = 'xcit'
 
     def __init__(self,
                  arch: Union[str, dict] = 'small-12-p16',
@@ -302,9 +310,9 @@ class XCiT(PyramidBackbone):
 
         self.patch_embed = ConvPatchEmbed(in_channels, self.embed_dims, self.patch_size, norm_cfg)
         self.pos_embed = FourierPositionEncoding(self.embed_dims)
-        self.blocks = nn.ModuleList([
+        self.blocks = nn.ModuleList([  # up to the last tap an output needs
             XCABlock(self.embed_dims, self.num_heads, self.mlp_ratio, self.drop_path_rate, self.layer_scale_init,
-                     norm_cfg) for _ in range(self.depth)
+                     norm_cfg) for _ in range(self.tap_blocks[self.last_stage] + 1)
         ])
         self.pyramid = SimplePyramid(self.embed_dims, self.patch_size, STRIDES, self.out_indices, norm_cfg)
         self.out_channels = tuple(self.embed_dims for _ in self.out_indices)
@@ -328,30 +336,42 @@ class XCiT(PyramidBackbone):
         start = self.tap_blocks[index - 1] + 1 if index > 0 else 0
         return range(start, self.tap_blocks[index] + 1)
 
-    def stem_modules(self) -> List[nn.Module]:
-        return [self.patch_embed, self.pos_embed]
+    dense_only_modules = ('pyramid', )
 
-    def stage_modules(self, index: int) -> List[nn.Module]:
-        modules = [self.blocks[i] for i in self._stage_blocks(index)]
-        if str(index) in self.pyramid.levels:
-            modules.append(self.pyramid.levels[str(index)])
-        return modules
+    def classification_only_macs(self, img_size: int, num_classes: int = 1000) -> int:
+        """The classifier plus two class-attention blocks on the ``tokens + 1`` tokens: the ``qkv``
+        projection of all tokens, the class token's attention (``2 C (tokens + 1)``), its output
+        projection and MLP."""
+        c, n = self.embed_dims, (img_size // self.patch_size)**2 + 1
+        per_block = n * c * 3 * c + 2 * c * n + c * c + 2 * int(self.mlp_ratio * c) * c
+        return c * num_classes + 2 * per_block
+
+    def stem_module_names(self) -> List[str]:
+        return ['patch_embed', 'pos_embed']
+
+    def stage_module_names(self, index: int) -> List[str]:
+        return [f'blocks.{i}' for i in self._stage_blocks(index)] + [f'pyramid.levels.{index}']
+
+    def stage_blocks(self, index: int) -> List[nn.Module]:
+        return [self.blocks[i] for i in self._stage_blocks(index)]
 
     # -------------------------------------------------------------------------------- forward
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        self.check_input(x)
+    def forward_stem(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int], Tuple[int, int]]:
         image_size = tuple(x.shape[-2:])
         x = self.patch_embed(x)
-        b, c, h, w = x.shape
-        x = x.flatten(2).transpose(1, 2) + self.pos_embed(h, w).to(x.dtype)  # (B, N, C)
+        h, w = x.shape[-2:]
+        tokens = x.flatten(2).transpose(1, 2) + self.pos_embed(h, w).to(x.dtype)  # (B, N, C)
+        return tokens, (h, w), image_size
 
-        taps = {self.tap_blocks[i]: i for i in self.out_indices}
-        feats = {}
-        for i in range(max(taps) + 1):
-            x = self.run_checkpointed(self.blocks[i], x, (h, w))
-            if i in taps:
-                feats[taps[i]] = x.transpose(1, 2).reshape(b, c, h, w)
-        return tuple(self.pyramid([feats[i] for i in self.out_indices], image_size))
+    def forward_stage(self, index: int, state) -> Tuple[tuple, Optional[torch.Tensor]]:
+        tokens, hw, image_size = state
+        for i in self._stage_blocks(index):
+            tokens = self.run_checkpointed(self.blocks[i], tokens, hw)
+        feature = None
+        if index in self.out_indices:  # the tapped map through its pyramid level
+            b, _, c = tokens.shape
+            feature = self.pyramid.level(index, tokens.transpose(1, 2).reshape(b, c, *hw), image_size)
+        return (tokens, hw, image_size), feature
 
     # ------------------------------------------------------------------------- initialisation
     def reset_parameters(self) -> None:

@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .tracing import is_capturing
+from ... import compat
+
+from ...utils.fast_paths import cpu_fast_path
 
 
 def _find_onednn_linear():
@@ -33,9 +35,10 @@ _ONEDNN_AVAILABLE = _ONEDNN_LINEAR is not None and torch.backends.mkldnn.is_avai
 
 def onednn_inference(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether ``x @ weight.T`` may take oneDNN's fused path (see the module docstring)."""
-    return (_ONEDNN_AVAILABLE and not is_capturing() and not torch.is_grad_enabled() and x.device.type == 'cpu'
+    return (_ONEDNN_AVAILABLE and not torch.is_grad_enabled() and cpu_fast_path(x)
             and x.dtype == torch.float32 and weight.dtype == torch.float32 and x.numel() > 0
-            and torch.backends.mkldnn.enabled)
+            and torch.backends.mkldnn.enabled
+            and not compat.autocast_enabled('cpu'))  # under autocast a Linear computes in its lower dtype
 
 
 def linear(x: torch.Tensor, layer: nn.Linear, gelu: bool = False) -> torch.Tensor:

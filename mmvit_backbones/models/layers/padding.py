@@ -4,7 +4,7 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
-from .tracing import is_tracing
+from ...utils.tracing import is_tracing
 
 
 def pad_amount(size: int, multiple: int) -> int:

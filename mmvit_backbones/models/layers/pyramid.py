@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from torch import nn
 
-from .tracing import is_capturing, is_tracing
+from ...utils.fast_paths import cpu_fast_path
+from ...utils.tracing import is_tracing
 
 
 class ConvTranspose2x2(nn.ConvTranspose2d):
@@ -46,9 +47,8 @@ class ConvTranspose2x2(nn.ConvTranspose2d):
         return F.conv_transpose2d(x, self.weight, self.bias, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if is_capturing():  # graph capture: one op, no loops over the batch and rows of this size
-            return self.reference_forward(x)
-        if x.shape[0] == 0:  # empty batch: the loop below would not run, so nothing would reach autograd
+        # GPU, meta, graph capture: one op; an empty batch would run no loop, so nothing would reach autograd
+        if not cpu_fast_path(x) or x.shape[0] == 0:
             return self.reference_forward(x)
         b, c_in, h, w = x.shape
         c_out = self.out_channels
@@ -122,13 +122,14 @@ class SimplePyramid(nn.Module):
         """``feats[j]`` (B, C, h, w) at ``in_stride`` -> level ``out_indices[j]`` at ``ceil(image_size / s)``."""
         if len(feats) != len(self.out_indices):
             raise ValueError(f'SimplePyramid: got {len(feats)} maps for levels {self.out_indices}')
-        outs = []
-        for feat, index in zip(feats, self.out_indices):
-            out = self.levels[str(index)](feat)
-            stride = self.out_strides[index]
-            # ceil as (a + s - 1) // s: exporters map floor division of negative sizes to truncation
-            h, w = (image_size[0] + stride - 1) // stride, (image_size[1] + stride - 1) // stride
-            if is_tracing() or out.shape[-2] != h or out.shape[-1] != w:
-                out = out[..., :h, :w]
-            outs.append(out)
-        return outs
+        return [self.level(index, feat, image_size) for feat, index in zip(feats, self.out_indices)]
+
+    def level(self, index: int, feat: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:
+        """Level ``index`` from its map ``feat`` (B, C, h, w) at ``in_stride``, ``ceil(image_size / s)``."""
+        out = self.levels[str(index)](feat)
+        stride = self.out_strides[index]
+        # ceil as (a + s - 1) // s: exporters map floor division of negative sizes to truncation
+        h, w = (image_size[0] + stride - 1) // stride, (image_size[1] + stride - 1) // stride
+        if is_tracing() or out.shape[-2] != h or out.shape[-1] != w:
+            out = out[..., :h, :w]
+        return out

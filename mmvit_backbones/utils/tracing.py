@@ -10,9 +10,14 @@ a large map, reuse a mask). Graph capture needs the opposite:
 * ``torch.compile`` / ``torch.export`` (dynamo) cannot key a cache on version counters or data
   pointers without a graph break, and fuses chunk loops away anyway.
 """
+import contextlib
+import threading
+
 import torch
 
-from ... import compat
+from .. import compat
+
+_HOST = threading.local()
 
 
 def is_tracing() -> bool:
@@ -29,3 +34,22 @@ def is_exporting() -> bool:
 def is_capturing() -> bool:
     """True under any graph capture: tracing (:func:`is_tracing`), ``torch.compile`` or ``torch.export``."""
     return is_tracing() or compat.is_compiling()
+
+
+@contextlib.contextmanager
+def host_constants():
+    """Marks the computation of size-only constants on the host (CPU), such as TransNeXt's log-CPB offsets
+    (``torch.unique`` has a data-dependent size, so on a GPU it would synchronise; on ``meta`` it cannot run).
+    They are computed once per input size, cached with the model and copied to the input's device once;
+    ``tests/test_devices.py`` allows host tensors only inside this block, and none on a second forward."""
+    depth = getattr(_HOST, 'depth', 0)
+    _HOST.depth = depth + 1
+    try:
+        yield
+    finally:
+        _HOST.depth = depth
+
+
+def building_host_constants() -> bool:
+    """True inside :func:`host_constants`."""
+    return getattr(_HOST, 'depth', 0) > 0

@@ -16,8 +16,8 @@ from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from .loader import read_checkpoint
-from .whole_model import apply_whole_state_dict, convert_whole_model
+from ..checkpoint.loader import read_checkpoint
+from ..checkpoint.whole_model import apply_whole_state_dict, convert_whole_model
 
 
 @RUNNERS.register_module()

@@ -1,0 +1,16 @@
+# RetinaNet + FPN, Twins-SVT-B, COCO 3x: the authors' "Swin setting", the same for every variant
+# (see retinanet_twins-pcpvt-s_fpn_3x_coco.py).
+# Source: detection/configs/retinanet_alt_gvt_b_fpn_3x_ms_coco.py.
+# Published: no box AP and no weights in the authors' repository (their paper's tables only).
+_base_ = ['./retinanet_twins-pcpvt-s_fpn_3x_coco.py']
+model = dict(
+    backbone=dict(
+        type='TwinsSVT',
+        arch='base',
+        drop_path_rate=0.2,
+        # The authors publish alt_gvt_base.pth on Google Drive only (Meituan-AutoML/Twins README):
+        # https://drive.google.com/file/d/1s83To8xgDWY6Ad8VBP3Nx9gqY709rrGu/view (download by hand).
+        # The same weights as a direct download, in mmseg's key layout (loads as is; 'mmvit://twins-svt-base'):
+        # https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/twins/alt_gvt_base_20220308-1b7eb711.pth
+        init_cfg=dict(type='Pretrained', checkpoint='pretrained/alt_gvt_base.pth')),
+    neck=dict(in_channels=[96, 192, 384, 768]))

@@ -1,0 +1,12 @@
+# Semantic FPN, XCiT-M24/16, ADE20K 80k: the authors' sem_fpn_xcit_medium_24_p16_80k_ade20k.py
+# (published: 45.9 mIoU, single scale). Weights (whole model, mmseg 0.x keys):
+# https://dl.fbaipublicfiles.com/xcit/ade/sem_fpn_xcit_medium_24_p16.pth
+_base_ = ['./_base_/sem_fpn_80k.py']
+model = dict(
+    backbone=dict(
+        arch='medium-24-p16',
+        drop_path_rate=0.2,
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='https://dl.fbaipublicfiles.com/xcit/xcit_medium_24_p16_384_dist.pth')),
+    neck=dict(in_channels=[512, 512, 512, 512], out_channels=512),
+    decode_head=dict(in_channels=[512, 512, 512, 512]))

@@ -1,0 +1,12 @@
+# Semantic FPN, XCiT-T12/8, ADE20K 80k: the authors' sem_fpn_xcit_tiny_12_p8_80k_ade20k.py
+# (published: 39.9 mIoU, single scale). Weights (whole model, mmseg 0.x keys):
+# https://dl.fbaipublicfiles.com/xcit/ade/sem_fpn_xcit_tiny_12_p8.pth
+_base_ = ['./_base_/sem_fpn_80k.py']
+model = dict(
+    backbone=dict(
+        arch='tiny-12-p8',
+        drop_path_rate=0.0,
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='https://dl.fbaipublicfiles.com/xcit/xcit_tiny_12_p8_384_dist.pth')),
+    neck=dict(in_channels=[192, 192, 192, 192], out_channels=192),
+    decode_head=dict(in_channels=[192, 192, 192, 192]))

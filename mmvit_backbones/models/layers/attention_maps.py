@@ -1,0 +1,54 @@
+"""Attention maps of the centre query, built from recorded attention probabilities (analysis tools).
+
+A block's ``attention_map(inputs, probs)`` (see :meth:`PyramidBackbone.stage_blocks`) maps the
+probabilities of its attention back to positions of the stage's map with these helpers: a map of
+position indices is partitioned exactly as the block partitions its tokens (windows, groups), so each
+probability lands on the cell its key came from.
+"""
+from typing import Callable, Dict
+
+import torch
+import torch.nn.functional as F
+
+
+def positions(h: int, w: int, hp: int, wp: int) -> torch.Tensor:
+    """``(1, hp, wp, 1)`` row-major position index of each map cell, -1 on the bottom/right padding."""
+    pos = torch.full((1, hp, wp, 1), -1.0)
+    pos[0, :h, :w, 0] = torch.arange(h * w, dtype=torch.float32).view(h, w)
+    return pos
+
+
+def spatial_result(out: torch.Tensor, h: int, w: int, description: str) -> Dict[str, object]:
+    return dict(kind='spatial', map=out.reshape(h, w).numpy(), query=(h // 2, w // 2), description=description)
+
+
+def grouped_attention_map(probs: torch.Tensor, h: int, w: int, hp: int, wp: int,
+                          partition: Callable[[torch.Tensor], torch.Tensor], description: str) -> Dict[str, object]:
+    """``probs`` ``(G, heads, N, N)`` of attention inside groups that ``partition`` makes of a padded
+    ``(1, hp, wp, C)`` map -> the head-averaged attention of the centre query over the ``h x w`` map."""
+    pos = partition(positions(h, w, hp, wp))[..., 0]  # (G, N) position of each token, -1 on padding
+    centre = (h // 2) * w + w // 2
+    g, t = (pos == centre).nonzero()[0].tolist()
+    row = probs[g, :, t].mean(0)  # (N,)
+    keys = pos[g].long()
+    valid = keys >= 0
+    out = torch.zeros(h * w)
+    out[keys[valid]] = row[valid]
+    return spatial_result(out, h, w, description)
+
+
+def subsampled_attention_map(probs: torch.Tensor, h: int, w: int, sr: int) -> Dict[str, object]:
+    """Every query attends to all tokens (``sr == 1``) or to the map sub-sampled by ``sr x sr`` (floor);
+    a sub-sampled key's weight is spread over the cells it summarises."""
+    kh, kw = (h // sr, w // sr) if sr > 1 else (h, w)
+    row = probs[0, :, (h // 2) * w + w // 2].mean(0).view(1, 1, kh, kw)
+    if sr > 1:
+        row = F.interpolate(row, scale_factor=sr, mode='nearest') / sr**2
+        row = F.pad(row, (0, w - row.shape[-1], 0, h - row.shape[-2]))
+    desc = f'global sub-sampled attention (keys {kh}x{kw}, sr {sr})' if sr > 1 else 'full attention'
+    return spatial_result(row.reshape(-1), h, w, desc)
+
+
+def channel_attention_map(probs: torch.Tensor, description: str) -> Dict[str, object]:
+    """``(heads, d, d)`` channel attention as a block-diagonal ``(C, C)`` map."""
+    return dict(kind='channel', map=torch.block_diag(*probs).numpy(), heads=probs.shape[0], description=description)

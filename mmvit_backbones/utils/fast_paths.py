@@ -1,0 +1,58 @@
+"""Where the faster paths of the backbones may run, decided in one place.
+
+* :func:`use_reference` is the one switch between the readable reference path of an operator and its
+  faster form (as timm's ``fused_attn``): ``MMVIT_REFERENCE=1`` in the environment, or
+  ``with reference_paths():``, makes every family run its reference attention / convolutions. Both
+  compute the same function; the tests compare them.
+* :func:`cpu_fast_path` gates the CPU-only tricks (oneDNN fused linears, space-to-depth convolutions,
+  Python loops over chunks sized for CPU caches): on CUDA, on ``meta`` and under graph capture the
+  whole-tensor path runs (a loop of small kernels is launch overhead on a GPU, and a graph wants one op).
+* :func:`chunks` is the one chunking rule of those loops.
+"""
+import contextlib
+import os
+from typing import Iterator, Tuple
+
+import torch
+
+from .tracing import is_capturing
+
+_REFERENCE = [os.environ.get('MMVIT_REFERENCE', '0') not in ('', '0')]
+
+
+def use_reference() -> bool:
+    """True when the reference paths are requested (see the module docstring)."""
+    return _REFERENCE[0]
+
+
+def set_reference(enabled: bool) -> None:
+    _REFERENCE[0] = bool(enabled)
+
+
+@contextlib.contextmanager
+def reference_paths(enabled: bool = True) -> Iterator[None]:
+    """Run the reference paths inside the ``with`` block."""
+    previous = _REFERENCE[0]
+    _REFERENCE[0] = bool(enabled)
+    try:
+        yield
+    finally:
+        _REFERENCE[0] = previous
+
+
+def cpu_fast_path(x: torch.Tensor) -> bool:
+    """Whether a CPU-only fast path may run on ``x``: a CPU tensor, eager mode, reference not requested."""
+    return x.device.type == 'cpu' and not use_reference() and not is_capturing()
+
+
+def chunked_inference(x: torch.Tensor, length: int, chunk: int) -> bool:
+    """Whether a per-item computation over ``length`` items of ``x`` runs in chunks of ``chunk`` items:
+    CPU inference (no autograd), eager, more than one chunk. Chunks give the same values with far less
+    peak memory; the chunk sizes are tuned per family for CPU caches."""
+    return length > chunk and not torch.is_grad_enabled() and cpu_fast_path(x)
+
+
+def chunks(length: int, size: int) -> Iterator[Tuple[int, int]]:
+    """``(start, stop)`` of consecutive chunks of ``size`` covering ``range(length)``."""
+    for start in range(0, length, size):
+        yield start, min(start + size, length)
