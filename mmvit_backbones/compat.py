@@ -147,7 +147,7 @@ def allow_mmengine_checkpoint_globals() -> None:
     if _INSTALLED:
         return
     from mmengine.logging.history_buffer import HistoryBuffer
-    safe = [HistoryBuffer, argparse.Namespace, collections.OrderedDict, collections.defaultdict,
+    safe = [HistoryBuffer, argparse.Namespace, collections.OrderedDict, collections.defaultdict, collections.Counter,
             functools.partial] + _numpy_globals()
     # numpy pickles also refer to numpy.core.multiarray by its old name; register aliases so a
     # checkpoint written under NumPy 1.x loads under NumPy 2.x and vice versa.

@@ -1,4 +1,5 @@
 """compat: mmengine checkpoints load with weights-only unpickling; unsafe pickles are still refused."""
+import collections
 import os
 import pickle
 
@@ -65,10 +66,10 @@ def test_load_weights_only_reads_mmengine_and_research_checkpoints(tmp_path):
     assert ckpt['meta']['seed'] == 3
     research = str(tmp_path / 'research.pth')
     torch.save({'model': {'w': torch.arange(3.0).to(torch.bfloat16)}, 'args': argparse.Namespace(lr=0.1),
-                'arr': np.arange(3)}, research)
+                'arr': np.arange(3), 'counts': collections.Counter(a=2)}, research)
     ckpt = compat.load_weights_only(research)
     assert ckpt['args'].lr == 0.1 and ckpt['model']['w'].dtype == torch.bfloat16
-    assert np.array_equal(ckpt['arr'], np.arange(3))
+    assert np.array_equal(ckpt['arr'], np.arange(3)) and ckpt['counts']['a'] == 2
 
 
 def test_torch_version_helpers():

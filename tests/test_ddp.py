@@ -58,6 +58,7 @@ def _worker(rank: int, port: int) -> None:
                     _train(rank, type_name, cfg)
                 except Exception as error:
                     raise RuntimeError(f'DDP training of {type_name} with {cfg} failed: {error}') from error
+        dist.barrier()  # neither rank tears gloo down while the other still talks to it (once: a SIGABRT at exit)
     finally:
         dist.destroy_process_group()
 

@@ -24,6 +24,7 @@ Which rule each family's authors used is in :data:`AUTHORS_RULES` (see docs/flop
 evidence and the published figures each rule reproduces).
 """
 import contextlib
+import inspect
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
@@ -244,6 +245,10 @@ class DenseModelForward(nn.Module):
             if hasattr(roi_head, 'num_stages'):  # cascade: mmdet 2.x forward_dummy, not mmdet 3's forward
                 return outs + self.cascade_dummy(roi_head, x, self.proposals(inputs))
             return outs + tuple(roi_head.forward(x, self.proposals(inputs), samples))
+        head = getattr(model, 'decode_head', None)
+        if head is not None and 'batch_data_samples' in inspect.signature(head.forward).parameters:
+            # mmseg's mode='tensor' calls the decode head without samples; Mask2Former's needs their meta
+            return head.forward(model.extract_feat(inputs), samples)
         return model(inputs, samples, mode='tensor')
 
     def cascade_dummy(self, roi_head: nn.Module, x, proposals: list) -> tuple:
