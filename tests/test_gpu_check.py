@@ -96,8 +96,10 @@ def test_family_and_compile_loops_on_cpu_write_the_report(tmp_path, monkeypatch)
 
 
 def test_failures_budget_and_markdown_of_a_report(tmp_path):
-    args = gpu_check.parse_args(CPU_ARGS + ['--sections', 'families', '--models', TINY_SPECS[0], '--budget-min', '0'])
+    args = gpu_check.parse_args(CPU_ARGS + ['--sections', 'families', '--models', TINY_SPECS[0], '--budget-min', '0',
+                                            '--out', str(tmp_path / 'partial.json')])
     report = gpu_check.run_checks(args)  # the budget is spent before the first item
+    assert (tmp_path / 'partial.json').is_file() and (tmp_path / 'partial.md').is_file()  # saved before each item
     assert report['families'] == [] and report['skipped'] == [f'families {TINY_SPECS[0].split(":")[0]}:custom 512x512',
                                                               f'families {TINY_SPECS[0].split(":")[0]}:custom 800x1216']
     report.update(families=[dict(model='GCViT:tiny', size='512x512', ok=False, error='RuntimeError: CUDA oom')],
@@ -111,3 +113,15 @@ def test_failures_budget_and_markdown_of_a_report(tmp_path):
     assert 'Resume after SIGKILL' in markdown and 'Skipped (time budget)' in markdown
     with open(tmp_path / 'sub' / 'gpu.json') as f:
         assert json.load(f)['resume']['error'] == 'RuntimeError: crashed'
+
+
+def test_worst_parameter_gradient_difference():
+    """The kernel comparison's gradient check: a wrong gradient is found and named; a gradient that is zero in
+    exact arithmetic (rounding noise on both paths) is measured against the largest gradient, not against itself."""
+    worst = gpu_check_load_tool('benchmark')._worst_grad_diff
+    base = dict(w=torch.tensor([3.0, 4.0]), zero_in_theory=torch.tensor([1e-9, -1e-9]))
+    noisy = dict(w=torch.tensor([3.0, 4.0]), zero_in_theory=torch.tensor([-2e-9, 1e-9]))
+    assert worst(noisy, base)['max_param_grad_rel_diff'] < 1e-6
+    wrong = dict(w=torch.tensor([3.0, 0.0]), zero_in_theory=base['zero_in_theory'])
+    assert worst(wrong, base) == dict(max_param_grad_rel_diff=pytest.approx(0.8), worst_param='w')
+    assert worst({}, {}) == {}

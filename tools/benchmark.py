@@ -271,8 +271,9 @@ def compare_transnext_paths(sizes=((512, 512), (800, 1216)), dtypes=('float32', 
     ``warmup``, CUDA synchronised) and its peak memory taken (CUDA: growth of ``max_memory_allocated`` over one
     pass; elsewhere ``None``). ``max_rel_diff`` is the largest ``max|x - x_base| / max|x_base|`` over the four maps
     (and, for forward+backward, the input gradient) against the baseline; ``speedup`` is baseline time / this time.
-    Returns one dict per (size, dtype, mode, path) with keys ``size, dtype, mode, attn_impl, median_ms,
-    peak_mem_mb, max_rel_diff, speedup``. ``device='cpu', impls=('fast', 'reference')`` runs the same code
+    For forward+backward, ``max_param_grad_rel_diff`` is the largest ``||g - g_base|| / ||g_base||`` over the
+    parameters' gradients and ``worst_param`` names that parameter. Returns one dict per (size, dtype, mode, path)
+    with keys ``size, dtype, mode, attn_impl, median_ms, peak_mem_mb, max_rel_diff, speedup`` (and those two). ``device='cpu', impls=('fast', 'reference')`` runs the same code
     without a GPU.
     """
     import torch
@@ -322,6 +323,8 @@ def compare_transnext_paths(sizes=((512, 512), (800, 1216)), dtypes=('float32', 
                     results = step()
                     sync()
                     peak = (torch.cuda.max_memory_allocated() - start_mem) / 2 ** 20 if cuda else None
+                    grads = {n: (p.grad if p.grad is not None else torch.zeros_like(p)).float()
+                             for n, p in model.named_parameters()} if train else {}
                     times = []
                     for _ in range(iters):
                         sync()
@@ -333,15 +336,30 @@ def compare_transnext_paths(sizes=((512, 512), (800, 1216)), dtypes=('float32', 
                     times.sort()
                     median = times[len(times) // 2]
                     if base is None:
-                        base = (results, median)
+                        base = (results, median, grads)
                     diff = max(((r - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
                                for r, b in zip(results, base[0]))
                     rows.append(dict(size=f'{h}x{w}', dtype=dtype_name, mode=mode, attn_impl=impl,
                                      median_ms=round(median * 1000, 2),
                                      peak_mem_mb=None if peak is None else round(peak, 1),
-                                     max_rel_diff=diff, speedup=round(base[1] / median, 3)))
+                                     max_rel_diff=diff, speedup=round(base[1] / median, 3),
+                                     **_worst_grad_diff(grads, base[2])))
                     print(rows[-1], flush=True)
     return rows
+
+
+def _worst_grad_diff(grads: dict, base: dict) -> dict:
+    """The parameter whose gradient differs most from the baseline's, as ``||g - g_base|| / ||g_base||`` (a
+    parameter with no gradient on one path counts as zeros); empty for a forward pass. The denominator is at least
+    1e-3 of the largest baseline gradient norm: some gradients are zero in exact arithmetic (a bias added to every
+    logit of a softmax row) and differ between paths only by rounding."""
+    if not grads:
+        return {}
+    import torch
+    floor = 1e-3 * max(g.norm() for g in base.values()).clamp_min(1e-30)
+    diffs = {n: ((g - base[n]).norm() / torch.maximum(base[n].norm(), floor)).item() for n, g in grads.items()}
+    worst = max(diffs, key=diffs.get, default=None)
+    return dict(max_param_grad_rel_diff=diffs.get(worst, 0.0), worst_param=worst)
 
 
 def _format_row(row: dict) -> str:
