@@ -38,7 +38,7 @@ from mmengine.logging import print_log
 from torch import nn
 
 from .facts import GCVIT_GLOBAL_QUERY_SPLITS as GLOBAL_QUERY_SPLITS
-from .registry import StateDict, is_classifier_key, register_converter
+from .registry import StateDict, register_converter
 from .resize import resize_rel_pos_table
 
 _TABLE = re.compile(r'^levels\.(\d+)\.blocks\.(\d+)\.attn\.relative_position_bias_table$')
@@ -99,25 +99,7 @@ def _allow_missing(key: str) -> bool:
     return re.match(r'^norm\d\.(weight|bias)$', key) is not None or key == SPLIT_KEY
 
 
-_LEVEL = re.compile(r'^levels\.(\d+)\.(downsample\.)?')
-_OUTPUT_NORM = re.compile(r'^norm(\d)\.')
-
-
-def _allow_unexpected(key: str, model: nn.Module) -> bool:
-    """Classifier keys, and what ``out_indices`` leaves unbuilt: later levels, the last level's
-    downsample, output norms of stages that are not returned."""
-    if is_classifier_key(key):
-        return True
-    built = len(getattr(model, 'levels', ()))
-    level = _LEVEL.match(key)
-    if level:
-        index = int(level.group(1))
-        return index >= built or (index == built - 1 and level.group(2) is not None)
-    norm = _OUTPUT_NORM.match(key)
-    return norm is not None and int(norm.group(1)) not in getattr(model, 'out_indices', ())
-
-
-@register_converter('gcvit', detect=_detect, allow_missing=_allow_missing, allow_unexpected=_allow_unexpected)
+@register_converter('gcvit', detect=_detect, allow_missing=_allow_missing)
 def convert(state_dict: StateDict, model: nn.Module) -> StateDict:
     """Authors' ImageNet or detection keys (or ours) -> ours, tables resized to ``model``'s windows."""
     if any(_FIRST_RELEASE.match(k) for k in state_dict):

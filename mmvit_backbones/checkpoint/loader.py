@@ -80,7 +80,7 @@ def apply_state_dict(model: nn.Module, state_dict: StateDict, source: str, conta
     """Load a converted state dict into ``model``.
 
     Raises on shape mismatches, on missing parameters that ``allow_missing`` does not accept, and on
-    unexpected keys that ``allow_unexpected(key, model)`` does not accept (another arch or depth).
+    unexpected keys that are not known to be unused (:func:`is_known_unused`: another arch or depth).
     """
     own = model.state_dict()
     mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
@@ -92,7 +92,7 @@ def apply_state_dict(model: nn.Module, state_dict: StateDict, source: str, conta
     report.loaded = [k for k in own if k in state_dict]
     report.missing = [k for k in own if k not in state_dict]
     report.unexpected = [k for k in state_dict if k not in own]
-    foreign = [k for k in report.unexpected if not (allow_unexpected or is_classifier_key)(k, model)]
+    foreign = [k for k in report.unexpected if not is_known_unused(k, model, allow_unexpected)]
     if foreign:
         raise CheckpointError(
             f'{type(model).__name__}: {len(foreign)} tensors of {source} match no parameter of this model '
@@ -103,6 +103,14 @@ def apply_state_dict(model: nn.Module, state_dict: StateDict, source: str, conta
                               f'{source} (wrong arch or family?): {_short(not_allowed)}')
     model.load_state_dict({k: state_dict[k] for k in report.loaded}, strict=False)
     return report
+
+
+def is_known_unused(key: str, model: nn.Module, allow_unexpected=None) -> bool:
+    """Whether a checkpoint key ``model`` has no tensor for is known to be unused: ``allow_unexpected(key,
+    model)`` accepts it (default: the classifier), or it belongs to a stage the backbone leaves unbuilt for
+    its ``out_indices`` (``model.is_unbuilt_key``, when the model has it)."""
+    is_unbuilt = getattr(model, 'is_unbuilt_key', None)
+    return (allow_unexpected or is_classifier_key)(key, model) or (is_unbuilt is not None and is_unbuilt(key))
 
 
 def _stage_hint(model: nn.Module) -> str:

@@ -31,8 +31,9 @@ class Converter:
         allow_missing: ``key -> bool``: our parameters that a valid checkpoint may lack (e.g. the
             output norms the dense backbone adds to an ImageNet model). They keep their random init.
         allow_unexpected: ``(key, model) -> bool``: converted keys the model has no tensor for that
-            are known to be unused (classifier head, unused final norm, stages ``out_indices`` leaves
-            unbuilt). Any other unexpected key raises (another arch or depth).
+            are known to be unused (classifier head, unused final norm). The loader also accepts the
+            stages ``out_indices`` leaves unbuilt (``model.is_unbuilt_key``); any other unexpected key
+            raises (another arch or depth).
     """
     family: str
     convert: Callable[[StateDict, nn.Module], StateDict]

@@ -12,7 +12,7 @@ import re
 from torch import nn
 
 from .loader import CheckpointError
-from .registry import StateDict, is_classifier_key, register_converter
+from .registry import StateDict, register_converter
 
 DROPPED_PREFIXES = ('head.', )
 DROPPED_NAMES = ('relative_pos_index', 'relative_coords_table', 'seq_length_scale', 'padding_mask')
@@ -28,16 +28,7 @@ def _dropped(key: str) -> bool:
     return key.startswith(DROPPED_PREFIXES) or key.rsplit('.', 1)[-1].rstrip('0123456789') in DROPPED_NAMES
 
 
-_STAGE_MODULE = re.compile(r'^((?:patch_embed|block|norm)\d+)\.')
-
-
-def _allow_unexpected(key: str, model: nn.Module) -> bool:
-    """Classifier keys, and the stages after the last of ``out_indices`` (not built)."""
-    match = _STAGE_MODULE.match(key)
-    return is_classifier_key(key) or (match is not None and not hasattr(model, match.group(1)))
-
-
-@register_converter('transnext', detect=is_transnext, allow_unexpected=_allow_unexpected)
+@register_converter('transnext', detect=is_transnext)
 def convert(state_dict: StateDict, model: nn.Module) -> StateDict:
     """Authors' ImageNet / dense keys (or ours) -> ours: the same names, minus head and buffers.
 

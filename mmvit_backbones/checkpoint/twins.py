@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from .loader import CheckpointError
-from .registry import StateDict, is_classifier_key, register_converter
+from .registry import StateDict, register_converter
 
 _TWINS_KEY = re.compile(r'^(pos_block\.\d+\.proj\.|position_encodings\.\d+\.proj\.|stages\.\d+\.pos_block\.proj\.)')
 _SVT_OUTPUT_NORM = re.compile(r'^stages\.\d+\.norm\.(weight|bias)$')
@@ -107,17 +107,7 @@ def _model_variant(model: nn.Module) -> str:
     return 'SVT' if settings.get('window_sizes') is not None else 'PCPVT'
 
 
-_STAGE = re.compile(r'^stages\.(\d+)\.')
-
-
-def _allow_unexpected(key: str, model: nn.Module) -> bool:
-    """Classifier keys, and the stages after the last of ``out_indices`` (not built)."""
-    stage = _STAGE.match(key)
-    return is_classifier_key(key) or (stage is not None and int(stage.group(1)) >= len(model.stages))
-
-
-@register_converter('twins', detect=is_twins, allow_missing=lambda key: bool(_SVT_OUTPUT_NORM.match(key)),
-                    allow_unexpected=_allow_unexpected)
+@register_converter('twins', detect=is_twins, allow_missing=lambda key: bool(_SVT_OUTPUT_NORM.match(key)))
 def convert_twins(state_dict: StateDict, model: nn.Module) -> StateDict:
     """Authors' (ImageNet or dense, and timm's), mmseg's or mmpretrain's Twins keys -> this package's keys;
     ours pass through."""

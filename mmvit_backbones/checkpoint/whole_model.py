@@ -40,7 +40,7 @@ from mmengine.logging import print_log
 from torch import nn
 
 from .files import CheckpointError
-from .loader import _short, check_family, extract_state_dict, read_checkpoint
+from .loader import _short, check_family, extract_state_dict, is_known_unused, read_checkpoint
 from .registry import CONVERTERS, StateDict, get_converter
 
 # library -> {major version of the checkpoint's writer: [(pattern, replacement), ...]} into mmdet 3 / mmseg 1
@@ -98,7 +98,7 @@ def convert_backbone_keys(state_dict: StateDict, model: nn.Module, source: str) 
     converted = converter.convert(sub, backbone)
     own = backbone.state_dict()
     unexpected = [k for k in converted if k not in own]
-    foreign = [k for k in unexpected if not converter.allow_unexpected(k, backbone)]
+    foreign = [k for k in unexpected if not is_known_unused(k, backbone, converter.allow_unexpected)]
     if foreign:
         depths = getattr(backbone, 'arch_settings', {}).get('depths')
         raise CheckpointError(f'{source}: {len(foreign)} backbone tensors match no parameter of '

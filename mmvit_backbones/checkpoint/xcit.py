@@ -97,16 +97,14 @@ def _rename(key: str, patch_size: int, norm_names) -> str:
     return key
 
 
-_PYRAMID_LEVEL = re.compile(r'^pyramid\.levels\.(\d+)\.')
 _BLOCK = re.compile(r'^blocks\.(\d+)\.')
 
 
 def _allow_unexpected(key: str, model) -> bool:
-    """Classifier keys, and what ``out_indices`` leaves unbuilt: the pyramid levels of outputs it does not
-    return, and the blocks after the last tapped one."""
-    level, block = _PYRAMID_LEVEL.match(key), _BLOCK.match(key)
-    return (is_classifier_key(key) or (level is not None and level.group(1) not in model.pyramid.levels)
-            or (block is not None and int(block.group(1)) >= len(model.blocks)))
+    """Classifier keys, and the blocks after the last of ``tap_blocks`` (no output needs them, so even a
+    full-depth model does not build them); the loader accepts what ``out_indices`` leaves unbuilt."""
+    block = _BLOCK.match(key)
+    return is_classifier_key(key) or (block is not None and model.tap_blocks[-1] < int(block[1]) < model.depth)
 
 
 @register_converter('xcit', detect=is_xcit, allow_missing=lambda key: key.startswith('pyramid.'),
