@@ -1,7 +1,7 @@
 """One key converter per family: official (ImageNet or dense) state dict -> this package's keys."""
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Pattern, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -15,6 +15,15 @@ CLASSIFIER_KEYS = re.compile(r'^(head|head_dist|fc_norm|norm|pre_logits|cls_toke
 def is_classifier_key(key: str, model: Optional[nn.Module] = None) -> bool:
     """The default ``allow_unexpected``: the classifier head and the final norm before it."""
     return CLASSIFIER_KEYS.match(key) is not None
+
+
+def rename_key(key: str, rules: Sequence[Tuple[Pattern, Union[str, Callable]]]) -> str:
+    """``key`` renamed by the first rule ``(pattern, re.sub replacement)`` whose pattern matches it."""
+    for pattern, repl in rules:
+        new, count = pattern.subn(repl, key, count=1)
+        if count:
+            return new
+    return key
 
 
 @dataclass

@@ -7,16 +7,8 @@ Accepted layouts (after the loader has unwrapped ``model``/``state_dict`` and ``
   classification-only and dropped; the pyramid is not in them and keeps its initialisation;
 * the authors' detection/segmentation backbone (same names plus the ``fpn1``/``fpn2`` adapters);
 * mmpretrain 1.x's ``XCiT`` (its ``xcit-*_3rdparty*_in1k`` files; detected by ``xca_layers.``), whose
-  mmcv ``ConvModule``/``FFN`` wrappers add a level of names::
-
-      patch_embed.proj.{j}.conv / .bn     -> patch_embed.convs.{j}.conv / .bn
-      pos_embed.token_projection.conv     -> pos_embed.proj
-      xca_layers.{i}                      -> blocks.{i}
-        local_mp.conv1.conv / .bn         ->   local_mp.conv1 / local_mp.bn
-        local_mp.conv2.conv               ->   local_mp.conv2
-        ffn.layers.0.0 / ffn.layers.1     ->   mlp.fc1 / mlp.fc2
-      ca_layers.*                         -> (class attention: classification only, dropped)
-
+  mmcv ``ConvModule``/``FFN`` wrappers add a level of names (:data:`_MMPRETRAIN` brings them to the
+  authors' names or ours);
 * this package's own keys, passed through unchanged.
 
 Renames (authors -> ours); the blocks keep the authors' names:
@@ -45,17 +37,10 @@ _FPN = {  # (patch_size, authors' prefix) -> ours
     (16, 'fpn2.0.'): 'pyramid.levels.1.up1.',
     (8, 'fpn1.0.'): 'pyramid.levels.0.up1.',
 }
-
-
-def is_xcit(state_dict: StateDict) -> bool:
-    """XCiT keys (authors', timm's or ours) have the local patch interaction ``local_mp``."""
-    return any('.local_mp.' in key for key in state_dict)
-
-
-_MMPRETRAIN = (  # (pattern, replacement) applied in turn
-    (re.compile(r'^patch_embed\.proj\.(\d+)\.conv\.'), r'patch_embed.proj.\1.CONV.'),
-    (re.compile(r'^patch_embed\.proj\.(\d+)\.bn\.'), r'patch_embed.proj.\1.BN.'),
-    (re.compile(r'^pos_embed\.token_projection\.conv\.'), 'pos_embed.proj.'),
+_MMPRETRAIN = (  # (pattern, replacement) applied in turn: mmpretrain's names -> the authors' (or ours)
+    (re.compile(r'^patch_embed\.proj\.(\d+)\.conv\.'), lambda m: f'patch_embed.proj.{2 * int(m[1])}.0.'),
+    (re.compile(r'^patch_embed\.proj\.(\d+)\.bn\.'), lambda m: f'patch_embed.proj.{2 * int(m[1])}.1.'),
+    (re.compile(r'^pos_embed\.token_projection\.conv\.'), 'pos_embed.token_projection.'),
     (re.compile(r'^xca_layers\.(\d+)\.'), r'blocks.\1.'),
     (re.compile(r'\.local_mp\.conv1\.conv\.'), '.local_mp.conv1.'),
     (re.compile(r'\.local_mp\.conv1\.bn\.'), '.local_mp.bn.'),
@@ -63,22 +48,15 @@ _MMPRETRAIN = (  # (pattern, replacement) applied in turn
     (re.compile(r'\.ffn\.layers\.0\.0\.'), '.mlp.fc1.'),
     (re.compile(r'\.ffn\.layers\.1\.'), '.mlp.fc2.'),
 )
-_MMPRETRAIN_PATCH_EMBED = re.compile(r'^patch_embed\.proj\.(\d+)\.(CONV|BN)\.(.+)$')
+
+
+def is_xcit(state_dict: StateDict) -> bool:
+    """XCiT keys (authors', timm's or ours) have the local patch interaction ``local_mp``."""
+    return any('.local_mp.' in key for key in state_dict)
 
 
 def is_mmpretrain_layout(state_dict: StateDict) -> bool:
     return any(key.startswith('xca_layers.') for key in state_dict)
-
-
-def _rename_mmpretrain(key: str, norm_names) -> str:
-    for pattern, repl in _MMPRETRAIN:
-        key = pattern.sub(repl, key)
-    match = _MMPRETRAIN_PATCH_EMBED.match(key)
-    if match:
-        conv, part, rest = int(match.group(1)), match.group(2), match.group(3)
-        name = 'conv' if part == 'CONV' else (norm_names[conv] if conv < len(norm_names) else 'bn')
-        return f'patch_embed.convs.{conv}.{name}.{rest}'
-    return key
 
 
 def _rename(key: str, patch_size: int, norm_names) -> str:
@@ -118,5 +96,7 @@ def convert(state_dict: StateDict, model) -> StateDict:
     for key, value in state_dict.items():
         if key.startswith(CLASSIFICATION_ONLY):
             continue
-        out[_rename_mmpretrain(key, norm_names) if mmpretrain else _rename(key, model.patch_size, norm_names)] = value
+        for pattern, repl in _MMPRETRAIN if mmpretrain else ():
+            key = pattern.sub(repl, key)
+        out[_rename(key, model.patch_size, norm_names)] = value
     return out

@@ -110,11 +110,3 @@ def direct_url(release: Release) -> str:
         f'{release.location}: the authors publish no direct download of {release.name} ({release.source}); '
         f'download it by hand{page} and give its path instead (pretrained=PATH or '
         f"init_cfg=dict(type='Pretrained', checkpoint=PATH))")
-
-
-def resolve(location: str) -> Tuple[str, Optional[str], bool]:
-    """``'mmvit://<name>'`` -> ``(url, sha256, check_hash)`` of the name's default release."""
-    if not location.startswith(SCHEME):
-        raise ValueError(f'{location!r} is not a {SCHEME}<name> location')
-    release = get_release(location[len(SCHEME):])
-    return direct_url(release), release.sha256, release.check_hash
