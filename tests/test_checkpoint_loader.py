@@ -210,3 +210,14 @@ def test_full_authors_checkpoint_into_two_stages_reports_the_later_stages(type_n
     assert f'not used by this model, ignored ({len(report.unexpected)})' in logged[-1]
     for key, value in short.state_dict().items():
         assert torch.equal(value, full.state_dict()[key]), key
+
+
+def test_models_without_is_unbuilt_key_keep_the_converters_rule():
+    """A plain module has no ``is_unbuilt_key``: only the converter's ``allow_unexpected`` (default: the
+    classifier) decides which unexpected keys are known to be unused."""
+    from mmvit_backbones.checkpoint import apply_state_dict
+    model = nn.Linear(2, 2)
+    state_dict = {**model.state_dict(), 'head.weight': torch.ones(1)}
+    assert apply_state_dict(model, state_dict, 'mem', 'raw').unexpected == ['head.weight']
+    with pytest.raises(CheckpointError, match='1 tensors of mem match no parameter'):
+        apply_state_dict(model, {**state_dict, 'stages.3.weight': torch.ones(1)}, 'mem', 'raw')

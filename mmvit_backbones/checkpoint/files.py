@@ -1,18 +1,14 @@
 """Where checkpoint bytes come from, and how they are unpickled.
 
-Locations go through mmengine's :class:`~mmengine.runner.CheckpointLoader` scheme table, except these, which
-mmengine would read with ``torch.hub.load_state_dict_from_url`` (``weights_only=False``: arbitrary code from a
-downloaded file) or does not know:
+Locations go through mmengine's ``CheckpointLoader`` scheme table (``s3://``, ``pavi://``, ...: a weights-only
+``torch.load`` of a buffer), except these, which mmengine would unpickle with ``weights_only=False`` (arbitrary
+code from a downloaded file) or does not know (:func:`local_checkpoint_file`):
 
-* local paths: a ``safetensors`` file by its header (whatever its name), anything else with
-  ``torch.load(weights_only=True)`` and the compat allowlist; errors say what the path is (missing, a
-  directory, not a checkpoint);
-* ``http://`` / ``https://``: downloaded once into torch hub's cache (:func:`cached_path`) with a progress bar
-  and a socket timeout; offline, the error names the URL and the cache file to place by hand;
-* ``open-mmlab://`` / ``openmmlab://``: mmengine's model-zoo table, then as above;
-* ``mmvit://<name>``: the default release of a ``create_backbone`` name (:mod:`.zoo`), then as a URL.
+* local paths: ``safetensors`` by its header, else ``torch.load(weights_only=True)`` with the compat allowlist;
+* ``http(s)://``: downloaded once into torch hub's cache (:func:`cached_path`) with a progress bar and a socket
+  timeout; offline, the error names the URL and the cache file to place by hand;
+* ``open-mmlab://``: mmengine's model-zoo table; ``mmvit://<name>``: a default release (:mod:`.zoo`).
 
-Other schemes (``s3://``, ``pavi://``, ...) go to ``CheckpointLoader`` (weights-only ``torch.load`` of a buffer).
 An expected hash is optional: ``sha256='<hex or prefix>'``, or ``check_hash=True`` for torch hub's file-name
 convention ``name-<sha256 prefix>.ext``; a mismatch raises :class:`CheckpointError`.
 """
@@ -64,10 +60,9 @@ GENERIC_FILE_NAMES = ('model.safetensors', 'pytorch_model.bin', 'model.bin', 'mo
 
 
 def cached_path(url: str) -> str:
-    """The local file a URL is cached as: torch hub's rule, the last component of the URL's path, except for
-    a generic name (:data:`GENERIC_FILE_NAMES`), which is prefixed with what names the model: the Hub
-    repository of a ``huggingface.co/<owner>/<repo>/resolve/<revision>/<file>`` URL
-    (``timm_twins_svt_small.in1k_model.safetensors``), else the parent folder."""
+    """The local file a URL is cached as: the last component of its path (torch hub's rule), a generic name
+    (:data:`GENERIC_FILE_NAMES`) prefixed with the Hub repository of a ``huggingface.co/<owner>/<repo>/resolve/
+    <revision>/<file>`` URL (``timm_twins_svt_small.in1k_model.safetensors``), else with the parent folder."""
     path = urlparse(url).path
     parts = [p for p in path.split('/') if p]
     if not parts or path.endswith('/'):
@@ -164,23 +159,21 @@ def _download(url: str, dst: str, progress: bool, timeout: float) -> None:
 
 def download_to_cache(url: str, progress: Optional[bool] = None, sha256: Optional[str] = None,
                       check_hash: bool = False) -> str:
-    """Return the cached local file of ``url``, downloading it once (rank 0 first under DDP).
-
-    The expected hash, if any, is checked on every call (also for a file placed in the cache by
-    hand); a freshly downloaded file that fails it is deleted again, so a retry downloads anew.
-    """
+    """The cached local file of ``url``, downloaded once (rank 0 first under DDP). The expected hash, if any, is
+    checked on every call (also for a file placed in the cache by hand); a fresh download that fails it is
+    deleted again, so a retry downloads anew."""
     from mmengine.dist import barrier, get_dist_info
     dst = cached_path(url)
     expected = expected_sha256(url, sha256, check_hash)
     progress = os.isatty(2) if progress is None else progress
     rank, world_size = get_dist_info()
-    downloaded = False
-    for turn in ((0, ) if world_size == 1 else (0, 1)):  # rank 0 downloads, the others then read the cache
-        if (rank == 0) == (turn == 0) and not osp.isfile(dst):
-            _download(url, dst, progress, download_timeout())
-            downloaded = True
-        if world_size > 1 and turn == 0:
-            barrier()
+    if world_size > 1 and rank != 0:
+        barrier()  # rank 0 downloads first; the others then read the cache (or download on another node)
+    downloaded = not osp.isfile(dst)
+    if downloaded:
+        _download(url, dst, progress, download_timeout())
+    if world_size > 1 and rank == 0:
+        barrier()
     try:
         verify_sha256(dst, expected, url)
     except CheckpointError:
@@ -225,8 +218,7 @@ def _download_release(location: str, progress: Optional[bool], sha256: Optional[
 
 
 def _check_file(path: str) -> bytes:
-    """The first bytes of ``path``; raises saying why it cannot be a checkpoint (missing, a directory, another
-    format)."""
+    """The first bytes of ``path``; raises saying why it cannot be a checkpoint (missing, directory, format)."""
     if not osp.exists(path):
         raise FileNotFoundError(f'checkpoint file {path!r} does not exist')
     if osp.isdir(path):
@@ -306,12 +298,8 @@ def local_checkpoint_file(path: str, sha256: Optional[str] = None, check_hash: b
 
 def read_checkpoint(path: str, map_location='cpu', sha256: Optional[str] = None, check_hash: bool = False,
                     progress: Optional[bool] = None) -> dict:
-    """Read a checkpoint from anything mmengine's ``CheckpointLoader`` reads, unpickling weights-only.
-
-    Local paths and URLs are read by :func:`load_local` (``safetensors`` or a weights-only pickle);
-    other schemes by their ``CheckpointLoader`` backend. Returns the checkpoint dict (a container or a
-    raw state dict).
-    """
+    """The checkpoint dict (a container or a raw state dict) at anything mmengine's ``CheckpointLoader``
+    reads: local files and URLs by :func:`load_local`, other schemes by their ``CheckpointLoader`` backend."""
     from mmengine.logging import print_log
     from mmengine.runner.checkpoint import CheckpointLoader
     local = local_checkpoint_file(path, sha256=sha256, check_hash=check_hash, progress=progress)

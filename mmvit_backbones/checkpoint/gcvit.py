@@ -30,6 +30,7 @@ from mmengine.logging import print_log
 from torch import nn
 
 from .facts import GCVIT_GLOBAL_QUERY_SPLITS as GLOBAL_QUERY_SPLITS
+from .files import CheckpointError
 from .registry import StateDict, register_converter, rename_key
 from .resize import resize_rel_pos_table
 
@@ -79,23 +80,18 @@ def _from_timm(state_dict: StateDict) -> StateDict:
     return out
 
 
-def _allow_missing(key: str) -> bool:
-    # output norms are new in dense models; the split code is absent from the authors' files
-    return re.match(r'^norm\d\.(weight|bias)$', key) is not None or key == SPLIT_KEY
-
-
-@register_converter('gcvit', detect=_detect, allow_missing=_allow_missing)
+# output norms are new in dense models; the split code is absent from the authors' files
+@register_converter('gcvit', detect=_detect,
+                    allow_missing=lambda key: re.match(r'^norm\d\.(weight|bias)$', key) is not None or key == SPLIT_KEY)
 def convert(state_dict: StateDict, model: nn.Module) -> StateDict:
     """Authors' ImageNet or detection keys (or ours) -> ours, tables resized to ``model``'s windows."""
     if any(_FIRST_RELEASE.match(k) for k in state_dict):
-        from .loader import CheckpointError
         raise CheckpointError(
             'this GC ViT checkpoint is from the first release (2022-07-01, keys levels.i.to_q_global.*), '
             'whose global query generator read a scrambled view of the stage input; it was replaced '
             'upstream on 2022-07-26 and is not supported. Use a checkpoint released since then.')
     timm = is_timm_layout(state_dict)
-    if timm:
-        state_dict = _from_timm(state_dict)
+    state_dict = _from_timm(state_dict) if timm else state_dict
     windows = {f'{name}.relative_position_bias_table': module.window_size for name, module in model.named_modules()
                if _TABLE.match(f'{name}.relative_position_bias_table')}
     out = {}

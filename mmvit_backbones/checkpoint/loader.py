@@ -52,8 +52,8 @@ def extract_state_dict(ckpt: dict, source: str = '<memory>', prefix: Optional[st
     if not state_dict:
         raise CheckpointError(f'checkpoint {source} has no tensors under {CONTAINER_KEYS} or at top level '
                               f'(top-level keys: {_short(sorted(map(str, ckpt)))})')
-    if any(k.startswith('module.') for k in state_dict):  # DataParallel / DDP wrappers
-        state_dict = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state_dict.items()}
+    # DataParallel / DDP wrappers
+    state_dict = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state_dict.items()}
     prefix = prefix if prefix is not None else ('backbone.' if any(k.startswith('backbone.') for k in state_dict)
                                                 else '')
     if prefix:
@@ -78,10 +78,9 @@ def apply_state_dict(model: nn.Module, state_dict: StateDict, source: str, conta
     if mismatched:
         raise CheckpointError(f'{type(model).__name__}: {len(mismatched)} tensors of {source} have the wrong '
                               f'shape (is this the right arch?): {_short(mismatched, 5)}')
-    report = LoadReport(source=source, container=container)
-    report.loaded = [k for k in own if k in state_dict]
-    report.missing = [k for k in own if k not in state_dict]
-    report.unexpected = unused_keys(model, state_dict, source, allow_unexpected)
+    report = LoadReport(source, container, loaded=[k for k in own if k in state_dict],
+                        missing=[k for k in own if k not in state_dict],
+                        unexpected=unused_keys(model, state_dict, source, allow_unexpected))
     not_allowed = [k for k in report.missing if not allow_missing(k)]
     if not_allowed:
         raise CheckpointError(f'{type(model).__name__}: {len(not_allowed)} backbone parameters are missing from '
@@ -99,26 +98,20 @@ def unused_keys(model: nn.Module, state_dict: StateDict, source: str, allow_unex
     unexpected = [k for k in state_dict if k not in own]
     foreign = [k for k in unexpected if not ((allow_unexpected or is_classifier_key)(k, model) or is_unbuilt(k))]
     if foreign:
-        raise CheckpointError(
-            f'{type(model).__name__}: {len(foreign)} tensors of {source} match no parameter of this model '
-            f'(another arch or depth? {_stage_hint(model)}): {_short(foreign, 6)}')
+        arch = getattr(model, 'arch_settings', None)
+        depths = arch.get('depths') if isinstance(arch, dict) else None
+        hint = f'the model has depths {tuple(depths)}' if depths is not None else 'check the arch'
+        raise CheckpointError(f'{type(model).__name__}: {len(foreign)} tensors of {source} match no parameter of '
+                              f'this model (another arch or depth? {hint}): {_short(foreign, 6)}')
     return unexpected
-
-
-def _stage_hint(model: nn.Module) -> str:
-    arch = getattr(model, 'arch_settings', None)
-    depths = arch.get('depths') if isinstance(arch, dict) else None
-    return f'the model has depths {tuple(depths)}' if depths is not None else 'check the arch'
 
 
 def load_pretrained(model: nn.Module, path: str, prefix: Optional[str] = None, map_location: str = 'cpu',
                     family: Optional[str] = None, sha256: Optional[str] = None,
                     check_hash: bool = False) -> LoadReport:
-    """Load the authors' or this package's checkpoint at ``path`` (file or URL) into backbone ``model``.
-
-    ``sha256`` (hex digest or a prefix of >= 8 digits) or ``check_hash`` (torch hub's
-    ``name-<sha256 prefix>.pth`` convention) make the file's hash checked.
-    """
+    """Load the authors' or this package's checkpoint at ``path`` (file or URL) into backbone ``model``;
+    ``sha256`` (hex digest or a prefix of >= 8 digits) or ``check_hash`` (torch hub's ``name-<sha256
+    prefix>.pth`` convention) make the file's hash checked."""
     family = family or getattr(model, 'family', '')
     get_converter(family)  # an unknown family fails before anything is downloaded
     ckpt = read_checkpoint(path, map_location, sha256=sha256, check_hash=check_hash)

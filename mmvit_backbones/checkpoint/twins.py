@@ -62,16 +62,12 @@ def checkpoint_variant(state_dict: StateDict) -> str:
     return 'SVT' if any('.attn.qkv.' in k for k in state_dict) else 'PCPVT'
 
 
-def _model_variant(model: nn.Module) -> str:
-    settings = getattr(model, 'arch_settings', {})
-    return 'SVT' if settings.get('window_sizes') is not None else 'PCPVT'
-
-
 @register_converter('twins', detect=is_twins, allow_missing=lambda key: bool(_SVT_OUTPUT_NORM.match(key)))
 def convert_twins(state_dict: StateDict, model: nn.Module) -> StateDict:
     """Authors' (ImageNet or dense, and timm's), mmseg's or mmpretrain's Twins keys -> this package's keys;
     ours pass through."""
-    ckpt_variant, model_variant = checkpoint_variant(state_dict), _model_variant(model)
+    ckpt_variant = checkpoint_variant(state_dict)
+    model_variant = 'SVT' if getattr(model, 'arch_settings', {}).get('window_sizes') is not None else 'PCPVT'
     if ckpt_variant != model_variant:
         raise CheckpointError(f'this is a Twins-{ckpt_variant} checkpoint but the model is {type(model).__name__} '
                               f'(Twins-{model_variant}); use Twins{ckpt_variant} with the matching arch')

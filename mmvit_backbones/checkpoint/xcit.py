@@ -11,31 +11,25 @@ Accepted layouts (after the loader has unwrapped ``model``/``state_dict`` and ``
   authors' names or ours);
 * this package's own keys, passed through unchanged.
 
-Renames (authors -> ours); the blocks keep the authors' names:
-
-    patch_embed.proj.{2j}.0.*          -> patch_embed.convs.{j}.conv.*
-    patch_embed.proj.{2j}.1.*          -> patch_embed.convs.{j}.bn.*
-    pos_embeder.token_projection.*     -> pos_embed.proj.*
-    fpn1.0 / fpn1.1 / fpn1.3 (p16)     -> pyramid.levels.0.up1 / .bn / .up2
-    fpn1.0 (p8), fpn2.0 (p16)          -> pyramid.levels.{0,1}.up1
+The blocks keep the authors' names; the patch embedding's ``proj.{2j}.{0,1}`` (conv, BN), the position
+encoding's ``token_projection`` and the dense adapters ``fpn1``/``fpn2`` get ours (:func:`_rename`).
 
 XCiT has no size-dependent tables (the Fourier position code is computed for every input size), so
 nothing is resized.
 """
 import re
 
-from .registry import StateDict, is_classifier_key, register_converter
+from .registry import StateDict, is_classifier_key, register_converter, rename_key
 
 CLASSIFICATION_ONLY = ('cls_token', 'cls_attn_blocks.', 'ca_layers.', 'norm.', 'head.', 'dist_token',
                        'head_dist.')
 
 _PATCH_EMBED = re.compile(r'^patch_embed\.proj\.(\d+)\.([01])\.(.+)$')
-_FPN = {  # (patch_size, authors' prefix) -> ours
-    (16, 'fpn1.0.'): 'pyramid.levels.0.up1.',
-    (16, 'fpn1.1.'): 'pyramid.levels.0.bn.',
-    (16, 'fpn1.3.'): 'pyramid.levels.0.up2.',
-    (16, 'fpn2.0.'): 'pyramid.levels.1.up1.',
-    (8, 'fpn1.0.'): 'pyramid.levels.0.up1.',
+_POS_EMBED = (re.compile(r'^pos_embed(?:er)?\.token_projection\.'), 'pos_embed.proj.')  # authors' / timm's
+_FPN = {  # patch size -> (the authors' dense adapter, our pyramid level) rules
+    16: [(re.compile(r'^fpn1\.0\.'), 'pyramid.levels.0.up1.'), (re.compile(r'^fpn1\.1\.'), 'pyramid.levels.0.bn.'),
+         (re.compile(r'^fpn1\.3\.'), 'pyramid.levels.0.up2.'), (re.compile(r'^fpn2\.0\.'), 'pyramid.levels.1.up1.')],
+    8: [(re.compile(r'^fpn1\.0\.'), 'pyramid.levels.0.up1.')],
 }
 _MMPRETRAIN = (  # (pattern, replacement) applied in turn: mmpretrain's names -> the authors' (or ours)
     (re.compile(r'^patch_embed\.proj\.(\d+)\.conv\.'), lambda m: f'patch_embed.proj.{2 * int(m[1])}.0.'),
@@ -55,10 +49,6 @@ def is_xcit(state_dict: StateDict) -> bool:
     return any('.local_mp.' in key for key in state_dict)
 
 
-def is_mmpretrain_layout(state_dict: StateDict) -> bool:
-    return any(key.startswith('xca_layers.') for key in state_dict)
-
-
 def _rename(key: str, patch_size: int, norm_names) -> str:
     match = _PATCH_EMBED.match(key)
     if match:
@@ -66,13 +56,7 @@ def _rename(key: str, patch_size: int, norm_names) -> str:
         conv = index // 2
         name = 'conv' if part == '0' else (norm_names[conv] if conv < len(norm_names) else 'bn')
         return f'patch_embed.convs.{conv}.{name}.{rest}'
-    for old in ('pos_embeder.token_projection.', 'pos_embed.token_projection.'):
-        if key.startswith(old):
-            return 'pos_embed.proj.' + key[len(old):]
-    for (size, old), new in _FPN.items():
-        if size == patch_size and key.startswith(old):
-            return new + key[len(old):]
-    return key
+    return rename_key(key, [_POS_EMBED] + _FPN[patch_size])
 
 
 _BLOCK = re.compile(r'^blocks\.(\d+)\.')
@@ -91,7 +75,7 @@ def convert(state_dict: StateDict, model) -> StateDict:
     """Authors' (ImageNet or dense, and timm's), mmpretrain's or our XCiT keys -> this package's keys for
     ``model``."""
     norm_names = [conv.norm_name for conv in model.patch_embed.convs]
-    mmpretrain = is_mmpretrain_layout(state_dict)
+    mmpretrain = any(key.startswith('xca_layers.') for key in state_dict)
     out = {}
     for key, value in state_dict.items():
         if key.startswith(CLASSIFICATION_ONLY):

@@ -14,9 +14,8 @@ Each family's ``configs/<family>/metafile.yml`` has a ``Backbones`` list (beside
         Weights (manual download): 'https://drive.google.com/...'   # no direct link published
 
 ``create_backbone(name, pretrained=True)`` and ``init_cfg=dict(type='Pretrained', checkpoint='mmvit://<name>')``
-load ``Weights`` through the usual URL path (torch hub's cache, the hash when one is given, the offline message
-naming the URL and the cache file). The metafiles are found next to the package (``mmvit_backbones/.mim/``, what
-a wheel or an editable install has) or in the source tree.
+download ``Weights`` like any URL (:mod:`.files`). The metafiles are found next to the package
+(``mmvit_backbones/.mim/``, in a wheel or an editable install) or in the source tree.
 """
 import functools
 import os.path as osp
