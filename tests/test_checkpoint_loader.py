@@ -1,10 +1,12 @@
 """The family-independent loader: containers, prefixes, report, and clear errors."""
+import os
+
 import pytest
 import torch
 from torch import nn
 
 from mmvit_backbones.checkpoint import CheckpointError, load_pretrained, register_converter
-from mmvit_backbones.checkpoint.registry import CONVERTERS
+from mmvit_backbones.checkpoint.registry import CONVERTERS, is_classifier_key
 from mmvit_backbones.models.backbones import PyramidBackbone
 
 
@@ -164,3 +166,58 @@ def test_damaged_safetensors_and_callable_map_location(tmp_path):
     path.write_bytes(path.read_bytes()[:-10])  # truncated: the header promises more bytes than there are
     with pytest.raises(CheckpointError, match=r'model\.safetensors: the safetensors file is truncated or corrupt'):
         load_pretrained(_TinyBackbone(), str(path))
+
+
+# The authors' dense backbones of the parity fixtures (tests/fixtures/<family>/NOTE.md): (type, arch, extra
+# constructor arguments, file, the file's state dict)
+_FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
+_AUTHORS_DENSE = {
+    'GCViT': (dict(embed_dims=8, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), mlp_ratio=2, layer_scale=1e-5), {},
+              'gcvit/dense_state.pt', lambda ckpt: ckpt['state_dict']),
+    'TwinsPCPVT': (dict(embed_dims=[8, 16, 24, 32], num_heads=[1, 2, 3, 4], mlp_ratios=[8, 8, 4, 4],
+                        depths=[2, 2, 2, 2], sr_ratios=[8, 4, 2, 1]), {}, 'twins/pcpvt.pth',
+                   lambda ckpt: ckpt['state_dict']),
+    'TwinsSVT': (dict(embed_dims=[8, 16, 24, 32], num_heads=[1, 2, 3, 4], mlp_ratios=[4, 4, 4, 4],
+                      depths=[2, 2, 3, 2], sr_ratios=[8, 4, 2, 1]), {}, 'twins/svt.pth', lambda ckpt: ckpt['state_dict']),
+    'CrossFormer': (dict(embed_dims=16, depths=(2, 2, 4, 2), num_heads=(1, 2, 4, 8), acl=True), {},
+                    'crossformer/dense_weights.pth', lambda ckpt: {k: v.float() for k, v in ckpt.items()}),
+    'XCiT': (dict(embed_dims=32, depth=5, num_heads=4, patch_size=16, tap_blocks=(1, 2, 3, 4)), {},
+             'xcit/dense_p16.pth', lambda ckpt: ckpt['state_dict']),
+    'TransNeXt': (dict(embed_dims=[16, 32, 48, 64], depths=[1, 1, 2, 1], num_heads=[1, 2, 3, 4]),
+                  dict(img_size=128, pretrain_size=224), 'transnext/dense_parity.pth', lambda ckpt: ckpt['state_dict']),
+}
+
+
+@pytest.mark.parametrize('type_name', sorted(_AUTHORS_DENSE))
+def test_full_authors_checkpoint_into_two_stages_reports_the_later_stages(type_name, tmp_path, monkeypatch):
+    """Every family: the authors' checkpoint of all four stages loads into ``out_indices=(0, 1)``; the keys of
+    the stages it does not build are reported (and logged) as unused, not an error (the loader asks the
+    backbone, ``is_unbuilt_key``), and the built stages get the same tensors as in the full backbone."""
+    from mmengine.registry import MODELS
+
+    from mmvit_backbones.checkpoint import loader
+    arch, kwargs, name, state_of = _AUTHORS_DENSE[type_name]
+    path = str(tmp_path / 'authors.pth')
+    torch.save({'state_dict': state_of(torch.load(os.path.join(_FIXTURES, name), weights_only=True))}, path)
+    full, short = (MODELS.build(dict(type=type_name, arch=arch, drop_path_rate=0.0, out_indices=out_indices,
+                                     **kwargs)) for out_indices in ((0, 1, 2, 3), (0, 1)))
+    logged = []
+    monkeypatch.setattr(loader, 'print_log', lambda msg, **kw: logged.append(msg))
+    load_pretrained(full, path)
+    report = load_pretrained(short, path)
+    assert report.unexpected and set(report.unexpected) >= set(full.state_dict()) - set(short.state_dict())
+    assert all(short.is_unbuilt_key(k) or is_classifier_key(k) for k in report.unexpected), report.unexpected
+    assert f'not used by this model, ignored ({len(report.unexpected)})' in logged[-1]
+    for key, value in short.state_dict().items():
+        assert torch.equal(value, full.state_dict()[key]), key
+
+
+def test_models_without_is_unbuilt_key_keep_the_converters_rule():
+    """A plain module has no ``is_unbuilt_key``: only the converter's ``allow_unexpected`` (default: the
+    classifier) decides which unexpected keys are known to be unused."""
+    from mmvit_backbones.checkpoint import apply_state_dict
+    model = nn.Linear(2, 2)
+    state_dict = {**model.state_dict(), 'head.weight': torch.ones(1)}
+    assert apply_state_dict(model, state_dict, 'mem', 'raw').unexpected == ['head.weight']
+    with pytest.raises(CheckpointError, match='1 tensors of mem match no parameter'):
+        apply_state_dict(model, {**state_dict, 'stages.3.weight': torch.ones(1)}, 'mem', 'raw')

@@ -5,9 +5,9 @@ import this package freely.
 """
 from . import crossformer, gcvit, transnext, twins, xcit  # noqa: F401  (register the converters)
 from .files import (CheckpointDownloadError, CheckpointError, cache_dir, cached_path, download_to_cache,
-                    file_sha256)
+                    file_sha256, read_checkpoint)
 from .loader import (LoadReport, apply_state_dict, check_family, convert_file, convert_state_dict,
-                     extract_state_dict, load_pretrained, read_checkpoint)
+                     extract_state_dict, load_pretrained)
 from .registry import CONVERTERS, Converter, get_converter, register_converter
 from .whole_model import HEAD_RENAMES, convert_whole_model, load_whole_model
 from .zoo import Release, get_release, releases

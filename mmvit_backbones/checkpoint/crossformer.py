@@ -15,7 +15,7 @@ any group shape.
 import re
 
 from .loader import CheckpointError
-from .registry import StateDict, is_classifier_key, register_converter
+from .registry import StateDict, register_converter
 
 _CLASSIFIER = re.compile(r'^(norm|head)\.')
 _SHAPE_BUFFERS = re.compile(r'\.(attn\.biases|attn\.relative_position_index|attn_mask)$')
@@ -26,25 +26,11 @@ def _detect(state_dict: StateDict) -> bool:
         any('.attn.pos.pos_proj.' in k for k in state_dict)
 
 
-_LAYER = re.compile(r'^layers\.(\d+)\.(downsample\.)?')
-
-
-def _allow_unexpected(key: str, model) -> bool:
-    """Classifier keys, and what ``out_indices`` leaves unbuilt: the layers after the last returned one and
-    that layer's downsampling."""
-    layer = _LAYER.match(key)
-    if layer is None:
-        return is_classifier_key(key)
-    built = len(getattr(model, 'layers', ()))
-    index = int(layer.group(1))
-    return index >= built or (index == built - 1 and layer.group(2) is not None)
-
-
-@register_converter('crossformer', detect=_detect, allow_unexpected=_allow_unexpected)
+@register_converter('crossformer', detect=_detect)
 def convert(state_dict: StateDict, model) -> StateDict:
     """Official ImageNet / dense CrossFormer(++) keys -> ours (drops classifier and shape buffers)."""
-    own = model.state_dict()
-    extra_acl = sorted(k for k in state_dict if '.ex_conv.' in k and k not in own)
+    own, is_unbuilt = model.state_dict(), getattr(model, 'is_unbuilt_key', lambda key: False)
+    extra_acl = sorted(k for k in state_dict if '.ex_conv.' in k and k not in own and not is_unbuilt(k))
     if extra_acl:  # a CrossFormer++ checkpoint into a CrossFormer model would silently lose its ACL layers
         raise CheckpointError(f'{type(model).__name__}: the checkpoint has CrossFormer++ amplitude cooling layers '
                               f'({extra_acl[0]}, ... {len(extra_acl)} in all) that this model lacks; use the '

@@ -1,8 +1,7 @@
 """Facts about the authors' weight releases that both a model and its converter need.
 
-This module imports nothing from :mod:`mmvit_backbones.models`, and no converter does either: the
-converters get the model they convert for as an argument. So ``models -> checkpoint`` is the only
-direction of import between the two packages (no cycle, whichever is imported first).
+Nothing in :mod:`mmvit_backbones.checkpoint` imports :mod:`mmvit_backbones.models` (converters get the model
+as an argument), so ``models -> checkpoint`` is the only direction of import between the two.
 """
 
 # GC ViT: how the global query generator output (B, C, h, w) is split into heads, per weight release.

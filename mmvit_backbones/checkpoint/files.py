@@ -1,24 +1,13 @@
 """Where checkpoint bytes come from, and how they are unpickled.
 
-Every location goes through mmengine's :class:`~mmengine.runner.CheckpointLoader` scheme table, so
-whatever it reads is read here too. Three of its schemes are served by this module instead of mmengine's
-own loader, because mmengine's loads them with ``torch.hub.load_state_dict_from_url``, which
-unpickles with ``weights_only=False`` (arbitrary code from a downloaded file), and one is this package's:
+Locations go through mmengine's ``CheckpointLoader`` scheme table (``s3://``, ``pavi://``, ...: a weights-only
+``torch.load`` of a buffer), except these, which mmengine would unpickle with ``weights_only=False`` (arbitrary
+code from a downloaded file) or does not know (:func:`local_checkpoint_file`):
 
-* local paths: ``torch.load(weights_only=True)`` with the compat allowlist, or the ``safetensors``
-  reader for a ``.safetensors`` file (recognised by its header, whatever its name), and errors that say
-  what the path is (missing, a directory, not a checkpoint);
-* ``http://`` / ``https://``: downloaded once into torch hub's cache, ``$TORCH_HOME/hub/checkpoints/<file
-  name>`` (``torch.hub.get_dir()``; a generic Hub name such as ``model.safetensors`` gets its repository's
-  name in front, see :func:`cached_path`), with a progress bar, a socket timeout and an error naming the URL
-  and the cache file to place by hand when offline; then read as a local file;
-* ``open-mmlab://`` / ``openmmlab://``: resolved through mmengine's model-zoo table to a URL or a file
-  under mmengine's home, then as above;
-* ``mmvit://<name>``: the default release of a ``create_backbone`` name, from the metafiles (:mod:`.zoo`),
-  then as a URL.
-
-Other schemes (``s3://``, ``pavi://``, ...) are handed to ``CheckpointLoader`` unchanged (their loaders
-call ``torch.load`` on a buffer, which defaults to weights-only).
+* local paths: ``safetensors`` by its header, else ``torch.load(weights_only=True)`` with the compat allowlist;
+* ``http(s)://``: downloaded once into torch hub's cache (:func:`cached_path`) with a progress bar and a socket
+  timeout; offline, the error names the URL and the cache file to place by hand;
+* ``open-mmlab://``: mmengine's model-zoo table; ``mmvit://<name>``: a default release (:mod:`.zoo`).
 
 An expected hash is optional: ``sha256='<hex or prefix>'``, or ``check_hash=True`` for torch hub's file-name
 convention ``name-<sha256 prefix>.ext``; a mismatch raises :class:`CheckpointError`.
@@ -71,10 +60,9 @@ GENERIC_FILE_NAMES = ('model.safetensors', 'pytorch_model.bin', 'model.bin', 'mo
 
 
 def cached_path(url: str) -> str:
-    """The local file a URL is cached as: torch hub's rule, the last component of the URL's path, except for
-    a generic name (:data:`GENERIC_FILE_NAMES`), which is prefixed with what names the model: the Hub
-    repository of a ``huggingface.co/<owner>/<repo>/resolve/<revision>/<file>`` URL
-    (``timm_twins_svt_small.in1k_model.safetensors``), else the parent folder."""
+    """The local file a URL is cached as: the last component of its path (torch hub's rule), a generic name
+    (:data:`GENERIC_FILE_NAMES`) prefixed with the Hub repository of a ``huggingface.co/<owner>/<repo>/resolve/
+    <revision>/<file>`` URL (``timm_twins_svt_small.in1k_model.safetensors``), else with the parent folder."""
     path = urlparse(url).path
     parts = [p for p in path.split('/') if p]
     if not parts or path.endswith('/'):
@@ -131,11 +119,6 @@ def verify_sha256(path: str, expected: Optional[str], source: str) -> None:
                               f'it again.')
 
 
-def _progress_bar(total: Optional[int], name: str, enabled: bool):
-    from tqdm import tqdm
-    return tqdm(total=total, disable=not enabled, unit='B', unit_scale=True, unit_divisor=1024, desc=name)
-
-
 def _offline_message(url: str, dst: str, reason: str) -> str:
     return (f'cannot download checkpoint {url}: {reason}. Without network access, download the file '
             f'elsewhere and place it at {dst} (torch hub cache, $TORCH_HOME/hub/checkpoints), or set the '
@@ -143,6 +126,7 @@ def _offline_message(url: str, dst: str, reason: str) -> str:
 
 
 def _download(url: str, dst: str, progress: bool, timeout: float) -> None:
+    from tqdm import tqdm
     os.makedirs(osp.dirname(dst), exist_ok=True)
     request = urllib.request.Request(url, headers={'User-Agent': 'mmvit-backbones'})
     partial = None
@@ -151,7 +135,8 @@ def _download(url: str, dst: str, progress: bool, timeout: float) -> None:
             length = response.headers.get('Content-Length')
             with tempfile.NamedTemporaryFile(dir=osp.dirname(dst), prefix=f'.{osp.basename(dst)}.',
                                              suffix='.partial', delete=False) as out, \
-                    _progress_bar(int(length) if length else None, osp.basename(dst), progress) as bar:
+                    tqdm(total=int(length) if length else None, disable=not progress, unit='B', unit_scale=True,
+                         unit_divisor=1024, desc=osp.basename(dst)) as bar:
                 partial = out.name
                 for chunk in iter(lambda: response.read(1 << 20), b''):
                     out.write(chunk)
@@ -174,23 +159,21 @@ def _download(url: str, dst: str, progress: bool, timeout: float) -> None:
 
 def download_to_cache(url: str, progress: Optional[bool] = None, sha256: Optional[str] = None,
                       check_hash: bool = False) -> str:
-    """Return the cached local file of ``url``, downloading it once (rank 0 first under DDP).
-
-    The expected hash, if any, is checked on every call (also for a file placed in the cache by
-    hand); a freshly downloaded file that fails it is deleted again, so a retry downloads anew.
-    """
+    """The cached local file of ``url``, downloaded once (rank 0 first under DDP). The expected hash, if any, is
+    checked on every call (also for a file placed in the cache by hand); a fresh download that fails it is
+    deleted again, so a retry downloads anew."""
     from mmengine.dist import barrier, get_dist_info
     dst = cached_path(url)
     expected = expected_sha256(url, sha256, check_hash)
     progress = os.isatty(2) if progress is None else progress
     rank, world_size = get_dist_info()
-    downloaded = False
-    for turn in ((0, ) if world_size == 1 else (0, 1)):  # rank 0 downloads, the others then read the cache
-        if (rank == 0) == (turn == 0) and not osp.isfile(dst):
-            _download(url, dst, progress, download_timeout())
-            downloaded = True
-        if world_size > 1 and turn == 0:
-            barrier()
+    if world_size > 1 and rank != 0:
+        barrier()  # rank 0 downloads first; the others then read the cache (or download on another node)
+    downloaded = not osp.isfile(dst)
+    if downloaded:
+        _download(url, dst, progress, download_timeout())
+    if world_size > 1 and rank == 0:
+        barrier()
     try:
         verify_sha256(dst, expected, url)
     except CheckpointError:
@@ -224,40 +207,38 @@ def is_safetensors_header(head: bytes) -> bool:
 def _download_release(location: str, progress: Optional[bool], sha256: Optional[str], check_hash: bool) -> str:
     """``mmvit://<name>``: the name's default release (:mod:`.zoo`), downloaded like any URL. A hash given by
     the caller wins over the metafile's."""
-    from .zoo import resolve
-    url, release_sha256, release_check_hash = resolve(location)
+    from .zoo import SCHEME, direct_url, get_release
+    release = get_release(location[len(SCHEME):])
     try:
-        return download_to_cache(url, progress=progress, sha256=sha256 or release_sha256,
-                                 check_hash=check_hash or (release_check_hash and not sha256))
+        return download_to_cache(direct_url(release), progress=progress, sha256=sha256 or release.sha256,
+                                 check_hash=check_hash or (release.check_hash and not sha256))
     except CheckpointDownloadError as err:
         raise CheckpointDownloadError(f'{location} (the default release of {location[len("mmvit://"):]}): '
                                       f'{err}') from err
 
 
-def _describe_bad_file(path: str) -> Optional[str]:
-    """Why ``path`` cannot be a checkpoint, or None when it may be one."""
+def _check_file(path: str) -> bytes:
+    """The first bytes of ``path``; raises saying why it cannot be a checkpoint (missing, directory, format)."""
     if not osp.exists(path):
-        return f'checkpoint file {path!r} does not exist'
+        raise FileNotFoundError(f'checkpoint file {path!r} does not exist')
     if osp.isdir(path):
-        return f'checkpoint {path!r} is a directory, not a checkpoint file; give the .pth file inside it'
+        raise CheckpointError(f'checkpoint {path!r} is a directory, not a checkpoint file; give the .pth file '
+                              f'inside it')
     with open(path, 'rb') as f:
         head = f.read(64)
     if not head.startswith((_ZIP_MAGIC, _PICKLE_PROTOCOL_2_PLUS)) and not is_safetensors_header(head):
         kind = 'a text file' if head and all(32 <= b < 127 or b in b'\t\r\n' for b in head) else 'another format'
-        return (f'checkpoint {path!r} is not a PyTorch checkpoint ({kind}, {osp.getsize(path)} bytes, starting '
-                f'with {head[:24]!r}); expected a torch.save file (zip archive or pickle) or a .safetensors file')
-    return None
+        raise CheckpointError(f'checkpoint {path!r} is not a PyTorch checkpoint ({kind}, {osp.getsize(path)} bytes, '
+                              f'starting with {head[:24]!r}); expected a torch.save file (zip archive or pickle) or '
+                              f'a .safetensors file')
+    return head
 
 
 def load_safetensors(path: str, map_location='cpu') -> dict:
     """The tensors of a ``safetensors`` file as a raw state dict (no code can run: the format holds
     only tensors). ``map_location`` may be a device or a device string; a callable is not supported."""
-    try:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-    except ImportError as err:
-        raise CheckpointError(f'checkpoint {path} is a safetensors file; reading it needs the safetensors '
-                              f'package (pip install safetensors)') from err
+    from safetensors import SafetensorError  # a runtime requirement (requirements/runtime.txt)
+    from safetensors.torch import load_file
     if callable(map_location):
         raise ValueError(f'map_location {map_location!r}: a safetensors checkpoint ({path}) takes a device or '
                          f"device string such as 'cpu', not a function")
@@ -271,36 +252,20 @@ def load_safetensors(path: str, map_location='cpu') -> dict:
 
 
 def load_local(path: str, map_location='cpu'):
-    """Read a local checkpoint file: ``safetensors`` by its header, anything else as a torch pickle
-    (weights-only, :func:`torch_load_weights_only`)."""
-    problem = _describe_bad_file(path)
-    if problem is not None:
-        raise (FileNotFoundError if not osp.exists(path) else CheckpointError)(problem)
-    with open(path, 'rb') as f:
-        head = f.read(16)
-    if is_safetensors_header(head):
-        return load_safetensors(path, map_location)
-    return torch_load_weights_only(path, map_location)
-
-
-def torch_load_weights_only(path: str, map_location='cpu'):
-    """``torch.load(weights_only=True)`` of a local file, with errors that say what is wrong with it."""
+    """Read a local checkpoint file: ``safetensors`` by its header, anything else with
+    ``torch.load(weights_only=True)``, with errors that say what is wrong with it."""
     from .. import compat
+    if is_safetensors_header(_check_file(path)):
+        return load_safetensors(path, map_location)
     compat.allow_mmengine_checkpoint_globals()
-    problem = _describe_bad_file(path)
-    if problem is not None:
-        raise (FileNotFoundError if not osp.exists(path) else CheckpointError)(problem)
     try:
         return compat.load_weights_only(path, map_location=map_location)
-    except pickle.UnpicklingError as err:
-        if 'global' not in str(err).lower():  # not an allowlist refusal: the bytes are not a checkpoint
-            raise CheckpointError(f'cannot read checkpoint {path}: the file is truncated, corrupt or not a '
-                                  f'PyTorch checkpoint ({_first_line(err)})') from err
-        raise CheckpointError(
-            f'checkpoint {path} holds Python objects outside the weights-only allowlist, so it was not '
-            f'unpickled (untrusted pickles can run code). If you trust the file, re-save its state dict '
-            f'with tools/convert_checkpoint.py --trust. Detail: {_first_line(err)}') from err
     except Exception as err:  # noqa: BLE001 - torch raises many types for a damaged file; say so once
+        if isinstance(err, pickle.UnpicklingError) and 'global' in str(err).lower():  # an allowlist refusal
+            raise CheckpointError(
+                f'checkpoint {path} holds Python objects outside the weights-only allowlist, so it was not '
+                f'unpickled (untrusted pickles can run code). If you trust the file, re-save its state dict '
+                f'with tools/convert_checkpoint.py --trust. Detail: {_first_line(err)}') from err
         raise CheckpointError(f'cannot read checkpoint {path}: the file is truncated, corrupt or not a PyTorch '
                               f'checkpoint ({type(err).__name__}: {_first_line(err)})') from err
 
@@ -326,21 +291,15 @@ def local_checkpoint_file(path: str, sha256: Optional[str] = None, check_hash: b
     if CheckpointLoader._get_checkpoint_loader(path) is not load_from_local:
         return None
     path = osp.expanduser(path)
-    problem = _describe_bad_file(path)
-    if problem is not None:
-        raise (FileNotFoundError if not osp.exists(path) else CheckpointError)(problem)
+    _check_file(path)
     verify_sha256(path, expected_sha256(path, sha256, check_hash), path)
     return path
 
 
 def read_checkpoint(path: str, map_location='cpu', sha256: Optional[str] = None, check_hash: bool = False,
                     progress: Optional[bool] = None) -> dict:
-    """Read a checkpoint from anything mmengine's ``CheckpointLoader`` reads, unpickling weights-only.
-
-    Local paths and URLs are read by :func:`load_local` (``safetensors`` or a weights-only pickle);
-    other schemes by their ``CheckpointLoader`` backend. Returns the checkpoint dict (a container or a
-    raw state dict).
-    """
+    """The checkpoint dict (a container or a raw state dict) at anything mmengine's ``CheckpointLoader``
+    reads: local files and URLs by :func:`load_local`, other schemes by their ``CheckpointLoader`` backend."""
     from mmengine.logging import print_log
     from mmengine.runner.checkpoint import CheckpointLoader
     local = local_checkpoint_file(path, sha256=sha256, check_hash=check_hash, progress=progress)

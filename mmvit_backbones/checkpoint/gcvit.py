@@ -16,20 +16,12 @@ This package keeps the authors' parameter names (``patch_embed.*``, ``levels.i.q
 The first release (2022-07-01) kept the generator at ``levels.i.to_q_global`` and fed it a scrambled
 view of the stage input; it was withdrawn upstream and is refused with an explanation.
 
-timm's port (``timm/models/gcvit.py``, the ``gcvit_*.in1k`` files) names the same tensors differently;
-they are renamed to the authors' names first (detected by ``stem.down.`` and ``global_block.``)::
-
-    stem.conv1 / stem.down                         -> patch_embed.proj / patch_embed.conv_down
-    stages.i.global_block.blocks.conv{k+1}         -> levels.i.q_global_gen.to_q_global.k.conv
-    stages.i.blocks.j.attn.rel_pos.<table>         -> levels.i.blocks.j.attn.<table>
-    stages.i.blocks.j.ls1.gamma / ls2.gamma        -> levels.i.blocks.j.gamma1 / gamma2
-    stages.i.downsample (i >= 1)                   -> levels.{i-1}.downsample
-    stages.3.norm / head.fc                        -> norm / head (classifier, dropped)
-    MBConv: conv_dw / se.fc1 / se.fc2 / conv_pw    -> conv.0 / conv.2.fc.0 / conv.2.fc.2 / conv.3
-                                                      (the SE 1x1 convs become linears: (o, i, 1, 1) -> (o, i))
-
-timm splits the global query into heads channels-last (the authors' fixed code), so a timm file sets
-``global_query_split='channels_last'`` whatever the constructor said (logged when it differs).
+timm's port (``timm/models/gcvit.py``, the ``gcvit_*.in1k`` files; detected by ``stem.down.`` and
+``global_block.``) names the same tensors differently; :data:`_TIMM_PREFIXES` and :data:`_TIMM_MBCONV_PARTS`
+rename them to the authors' names first (timm's ``stages.i.downsample`` is the authors'
+``levels.{i-1}.downsample``; its SE 1x1 convs become linears). timm splits the global query into heads
+channels-last (the authors' fixed code), so a timm file sets ``global_query_split='channels_last'`` whatever the
+constructor said (logged when it differs).
 """
 import re
 
@@ -38,7 +30,8 @@ from mmengine.logging import print_log
 from torch import nn
 
 from .facts import GCVIT_GLOBAL_QUERY_SPLITS as GLOBAL_QUERY_SPLITS
-from .registry import StateDict, is_classifier_key, register_converter
+from .files import CheckpointError
+from .registry import StateDict, register_converter, rename_key
 from .resize import resize_rel_pos_table
 
 _TABLE = re.compile(r'^levels\.(\d+)\.blocks\.(\d+)\.attn\.relative_position_bias_table$')
@@ -63,17 +56,16 @@ def _detect(state_dict: StateDict) -> bool:
 _TIMM_MBCONV = re.compile(r'\.(?:conv_block|conv)\.(conv_dw|se\.fc1|se\.fc2|conv_pw)\.')
 _TIMM_MBCONV_PARTS = {'conv_dw': '0', 'se.fc1': '2.fc.0', 'se.fc2': '2.fc.2', 'conv_pw': '3'}
 _TIMM_PREFIXES = (  # (pattern, replacement): the first that matches renames the key's prefix
-    (re.compile(r'^stem\.conv1\.'), lambda m: 'patch_embed.proj.'),
-    (re.compile(r'^stem\.down\.'), lambda m: 'patch_embed.conv_down.'),
+    (re.compile(r'^stem\.conv1\.'), 'patch_embed.proj.'),
+    (re.compile(r'^stem\.down\.'), 'patch_embed.conv_down.'),
     (re.compile(r'^stages\.(\d+)\.global_block\.blocks\.conv(\d+)\.'),
      lambda m: f'levels.{m[1]}.q_global_gen.to_q_global.{int(m[2]) - 1}.conv.'),
-    (re.compile(r'^stages\.(\d+)\.blocks\.(\d+)\.attn\.rel_pos\.'), lambda m: f'levels.{m[1]}.blocks.{m[2]}.attn.'),
-    (re.compile(r'^stages\.(\d+)\.blocks\.(\d+)\.ls([12])\.gamma$'),
-     lambda m: f'levels.{m[1]}.blocks.{m[2]}.gamma{m[3]}'),
-    (re.compile(r'^stages\.(\d+)\.blocks\.'), lambda m: f'levels.{m[1]}.blocks.'),
+    (re.compile(r'^stages\.(\d+)\.blocks\.(\d+)\.attn\.rel_pos\.'), r'levels.\1.blocks.\2.attn.'),
+    (re.compile(r'^stages\.(\d+)\.blocks\.(\d+)\.ls([12])\.gamma$'), r'levels.\1.blocks.\2.gamma\3'),
+    (re.compile(r'^stages\.(\d+)\.blocks\.'), r'levels.\1.blocks.'),
     (re.compile(r'^stages\.(\d+)\.downsample\.'), lambda m: f'levels.{int(m[1]) - 1}.downsample.'),
-    (re.compile(r'^stages\.\d+\.norm\.'), lambda m: 'norm.'),  # timm's last-stage norm: the classifier's
-    (re.compile(r'^head\.fc\.'), lambda m: 'head.'),
+    (re.compile(r'^stages\.\d+\.norm\.'), 'norm.'),  # timm's last-stage norm: the classifier's
+    (re.compile(r'^head\.fc\.'), 'head.'),
 )
 
 
@@ -81,67 +73,32 @@ def _from_timm(state_dict: StateDict) -> StateDict:
     """timm's GC ViT keys -> the authors' (see the module docstring)."""
     out = {}
     for key, value in state_dict.items():
-        new = key
-        for pattern, repl in _TIMM_PREFIXES:
-            match = pattern.match(key)
-            if match:
-                new = repl(match) + key[match.end():]
-                break
-        new = _TIMM_MBCONV.sub(lambda m: f'.conv.{_TIMM_MBCONV_PARTS[m[1]]}.', new)
+        new = _TIMM_MBCONV.sub(lambda m: f'.conv.{_TIMM_MBCONV_PARTS[m[1]]}.', rename_key(key, _TIMM_PREFIXES))
         if new.endswith(('.conv.2.fc.0.weight', '.conv.2.fc.2.weight')) and value.dim() == 4:
             value = value.flatten(1)  # SE 1x1 conv -> linear
         out[new] = value
     return out
 
 
-def _allow_missing(key: str) -> bool:
-    # output norms are new in dense models; the split code is absent from the authors' files
-    return re.match(r'^norm\d\.(weight|bias)$', key) is not None or key == SPLIT_KEY
-
-
-_LEVEL = re.compile(r'^levels\.(\d+)\.(downsample\.)?')
-_OUTPUT_NORM = re.compile(r'^norm(\d)\.')
-
-
-def _allow_unexpected(key: str, model: nn.Module) -> bool:
-    """Classifier keys, and what ``out_indices`` leaves unbuilt: later levels, the last level's
-    downsample, output norms of stages that are not returned."""
-    if is_classifier_key(key):
-        return True
-    built = len(getattr(model, 'levels', ()))
-    level = _LEVEL.match(key)
-    if level:
-        index = int(level.group(1))
-        return index >= built or (index == built - 1 and level.group(2) is not None)
-    norm = _OUTPUT_NORM.match(key)
-    return norm is not None and int(norm.group(1)) not in getattr(model, 'out_indices', ())
-
-
-@register_converter('gcvit', detect=_detect, allow_missing=_allow_missing, allow_unexpected=_allow_unexpected)
+# output norms are new in dense models; the split code is absent from the authors' files
+@register_converter('gcvit', detect=_detect,
+                    allow_missing=lambda key: re.match(r'^norm\d\.(weight|bias)$', key) is not None or key == SPLIT_KEY)
 def convert(state_dict: StateDict, model: nn.Module) -> StateDict:
     """Authors' ImageNet or detection keys (or ours) -> ours, tables resized to ``model``'s windows."""
     if any(_FIRST_RELEASE.match(k) for k in state_dict):
-        from .loader import CheckpointError
         raise CheckpointError(
             'this GC ViT checkpoint is from the first release (2022-07-01, keys levels.i.to_q_global.*), '
             'whose global query generator read a scrambled view of the stage input; it was replaced '
             'upstream on 2022-07-26 and is not supported. Use a checkpoint released since then.')
     timm = is_timm_layout(state_dict)
-    if timm:
-        state_dict = _from_timm(state_dict)
+    state_dict = _from_timm(state_dict) if timm else state_dict
+    windows = {f'{name}.relative_position_bias_table': module.window_size for name, module in model.named_modules()
+               if _TABLE.match(f'{name}.relative_position_bias_table')}
     out = {}
     for key, value in state_dict.items():
         if key.startswith(('head.', 'norm.')) or key.endswith('relative_position_index'):
             continue
-        match = _TABLE.match(key)
-        if match:
-            stage = int(match.group(1))
-            if stage < len(getattr(model, 'levels', ())):
-                window = model.levels[stage].blocks[int(match.group(2))].attn.window_size \
-                    if int(match.group(2)) < len(model.levels[stage].blocks) else None
-                if window is not None:
-                    value = resize_rel_pos_table(value, (window, window))
-        out[key] = value
+        out[key] = resize_rel_pos_table(value, (windows[key], windows[key])) if key in windows else value
     if timm and hasattr(model, 'global_query_split_code'):  # timm computes the channels-last split
         out[SPLIT_KEY] = torch.tensor(GLOBAL_QUERY_SPLITS.index('channels_last'))
     if SPLIT_KEY in out and hasattr(model, 'global_query_split_code'):

@@ -1,12 +1,9 @@
-"""Reading, unwrapping and applying checkpoints, with a load report and clear errors.
+"""Unwrapping and applying checkpoints, with a load report and clear errors.
 
-Flow of :func:`load_pretrained` (what ``init_cfg=dict(type='Pretrained', checkpoint=...)`` runs):
-read the file or URL (:mod:`.files`) with weights-only unpickling -> unwrap the container
-(``state_dict`` / ``model`` / ``state_dict_ema`` / ``model_ema`` / raw) -> strip ``module.`` and keep
-the ``backbone.`` part of a detector/segmentor checkpoint -> check the keys belong to the model's
-family -> the family converter renames keys and resizes tables -> compare with the model (shape
-mismatches, missing parameters and keys that no parameter takes raise; known-unused keys are
-reported) -> load and log what was loaded, missing and ignored.
+:func:`load_pretrained` (what ``init_cfg=dict(type='Pretrained', checkpoint=...)`` runs): read weights-only
+(:mod:`.files`) -> unwrap the container, strip ``module.``, keep the ``backbone.`` part -> check the family ->
+the family converter renames keys and resizes tables -> compare with the model (shape mismatches, missing
+parameters and keys no parameter takes raise; known-unused keys are reported) -> load and log the report.
 """
 import os
 from dataclasses import dataclass, field
@@ -16,8 +13,7 @@ import torch
 from mmengine.logging import print_log
 from torch import nn
 
-from .files import CONTAINER_KEYS, CheckpointError
-from .files import read_checkpoint as _read_any
+from .files import CONTAINER_KEYS, CheckpointError, read_checkpoint
 from .registry import CONVERTERS, StateDict, get_converter, is_classifier_key
 
 
@@ -45,12 +41,6 @@ def _short(keys: List[str], n: int = 8) -> str:
     return ', '.join(keys[:n]) + (f', ... (+{len(keys) - n})' if len(keys) > n else '')
 
 
-def read_checkpoint(path: str, map_location: str = 'cpu', sha256: Optional[str] = None,
-                    check_hash: bool = False) -> dict:
-    """Read ``path`` (local file, URL or any mmengine scheme) weights-only; see :mod:`.files`."""
-    return _read_any(path, map_location, sha256=sha256, check_hash=check_hash)
-
-
 def extract_state_dict(ckpt: dict, source: str = '<memory>', prefix: Optional[str] = None) -> Tuple[StateDict, str]:
     """Unwrap the container and strip wrapper prefixes; returns ``(state_dict, container_name)``."""
     container = 'raw'
@@ -62,8 +52,8 @@ def extract_state_dict(ckpt: dict, source: str = '<memory>', prefix: Optional[st
     if not state_dict:
         raise CheckpointError(f'checkpoint {source} has no tensors under {CONTAINER_KEYS} or at top level '
                               f'(top-level keys: {_short(sorted(map(str, ckpt)))})')
-    if any(k.startswith('module.') for k in state_dict):  # DataParallel / DDP wrappers
-        state_dict = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state_dict.items()}
+    # DataParallel / DDP wrappers
+    state_dict = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state_dict.items()}
     prefix = prefix if prefix is not None else ('backbone.' if any(k.startswith('backbone.') for k in state_dict)
                                                 else '')
     if prefix:
@@ -80,7 +70,7 @@ def apply_state_dict(model: nn.Module, state_dict: StateDict, source: str, conta
     """Load a converted state dict into ``model``.
 
     Raises on shape mismatches, on missing parameters that ``allow_missing`` does not accept, and on
-    unexpected keys that ``allow_unexpected(key, model)`` does not accept (another arch or depth).
+    unexpected keys not known to be unused (:func:`unused_keys`).
     """
     own = model.state_dict()
     mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
@@ -88,15 +78,9 @@ def apply_state_dict(model: nn.Module, state_dict: StateDict, source: str, conta
     if mismatched:
         raise CheckpointError(f'{type(model).__name__}: {len(mismatched)} tensors of {source} have the wrong '
                               f'shape (is this the right arch?): {_short(mismatched, 5)}')
-    report = LoadReport(source=source, container=container)
-    report.loaded = [k for k in own if k in state_dict]
-    report.missing = [k for k in own if k not in state_dict]
-    report.unexpected = [k for k in state_dict if k not in own]
-    foreign = [k for k in report.unexpected if not (allow_unexpected or is_classifier_key)(k, model)]
-    if foreign:
-        raise CheckpointError(
-            f'{type(model).__name__}: {len(foreign)} tensors of {source} match no parameter of this model '
-            f'(another arch or depth? {_stage_hint(model)}): {_short(foreign, 6)}')
+    report = LoadReport(source, container, loaded=[k for k in own if k in state_dict],
+                        missing=[k for k in own if k not in state_dict],
+                        unexpected=unused_keys(model, state_dict, source, allow_unexpected))
     not_allowed = [k for k in report.missing if not allow_missing(k)]
     if not_allowed:
         raise CheckpointError(f'{type(model).__name__}: {len(not_allowed)} backbone parameters are missing from '
@@ -105,28 +89,42 @@ def apply_state_dict(model: nn.Module, state_dict: StateDict, source: str, conta
     return report
 
 
-def _stage_hint(model: nn.Module) -> str:
-    arch = getattr(model, 'arch_settings', None)
-    depths = arch.get('depths') if isinstance(arch, dict) else None
-    return f'the model has depths {tuple(depths)}' if depths is not None else 'check the arch'
+def unused_keys(model: nn.Module, state_dict: StateDict, source: str, allow_unexpected=None) -> List[str]:
+    """The keys of ``state_dict`` that ``model`` has no tensor for. Each must be known to be unused:
+    ``allow_unexpected(key, model)`` accepts it (default: the classifier), or it belongs to a stage the backbone
+    leaves unbuilt for its ``out_indices`` (``model.is_unbuilt_key``, when the model has it); any other key
+    raises (another arch or depth)."""
+    own, is_unbuilt = model.state_dict(), getattr(model, 'is_unbuilt_key', lambda key: False)
+    unexpected = [k for k in state_dict if k not in own]
+    foreign = [k for k in unexpected if not ((allow_unexpected or is_classifier_key)(k, model) or is_unbuilt(k))]
+    if foreign:
+        arch = getattr(model, 'arch_settings', None)
+        depths = arch.get('depths') if isinstance(arch, dict) else None
+        hint = f'the model has depths {tuple(depths)}' if depths is not None else 'check the arch'
+        raise CheckpointError(f'{type(model).__name__}: {len(foreign)} tensors of {source} match no parameter of '
+                              f'this model (another arch or depth? {hint}): {_short(foreign, 6)}')
+    return unexpected
 
 
 def load_pretrained(model: nn.Module, path: str, prefix: Optional[str] = None, map_location: str = 'cpu',
                     family: Optional[str] = None, sha256: Optional[str] = None,
                     check_hash: bool = False) -> LoadReport:
-    """Load the authors' or this package's checkpoint at ``path`` (file or URL) into backbone ``model``.
-
-    ``sha256`` (hex digest or a prefix of >= 8 digits) or ``check_hash`` (torch hub's
-    ``name-<sha256 prefix>.pth`` convention) make the file's hash checked.
-    """
+    """Load the authors' or this package's checkpoint at ``path`` (file or URL) into backbone ``model``;
+    ``sha256`` (hex digest or a prefix of >= 8 digits) or ``check_hash`` (torch hub's ``name-<sha256
+    prefix>.pth`` convention) make the file's hash checked."""
     family = family or getattr(model, 'family', '')
-    converter = get_converter(family)
+    get_converter(family)  # an unknown family fails before anything is downloaded
     ckpt = read_checkpoint(path, map_location, sha256=sha256, check_hash=check_hash)
-    state_dict, container = extract_state_dict(ckpt, path, prefix)
-    check_family(state_dict, family, path)
-    state_dict = converter.convert(state_dict, model)
-    report = apply_state_dict(model, state_dict, path, container, converter.allow_missing,
-                              converter.allow_unexpected)
+    return _convert_and_load(family, *extract_state_dict(ckpt, path, prefix), model, path)
+
+
+def _convert_and_load(family: str, state_dict: StateDict, container: str, model: nn.Module,
+                      source: str) -> LoadReport:
+    """Check the family, convert with its converter, load into ``model`` and log the report."""
+    check_family(state_dict, family, source)
+    converter = get_converter(family)
+    report = apply_state_dict(model, converter.convert(dict(state_dict), model), source, container,
+                              converter.allow_missing, converter.allow_unexpected)
     print_log(report.summary(type(model).__name__), logger='current')
     return report
 
@@ -144,18 +142,13 @@ def check_family(state_dict: StateDict, family: str, source: str) -> None:
 def convert_file(family: str, src: str, model: nn.Module, prefix: Optional[str] = None) -> Dict[str, object]:
     """Offline conversion used by ``tools/convert_checkpoint.py``: returns ``{'state_dict', 'meta'}``."""
     state_dict, container = extract_state_dict(read_checkpoint(src), src, prefix)
-    check_family(state_dict, family, src)
     return convert_state_dict(family, state_dict, model, src, container)
 
 
 def convert_state_dict(family: str, state_dict: StateDict, model: nn.Module, source: str,
                        container: str) -> Dict[str, object]:
     """Convert an unwrapped state dict into ``model`` and return this package's checkpoint layout."""
-    converter = get_converter(family)
-    converted = converter.convert(dict(state_dict), model)
-    report = apply_state_dict(model, converted, source, container, converter.allow_missing,
-                              converter.allow_unexpected)
-    print_log(report.summary(type(model).__name__), logger='current')
+    report = _convert_and_load(family, state_dict, container, model, source)
     full = model.state_dict()  # includes the parameters the source lacked, at their initialisation
     return dict(state_dict=full, meta=dict(family=family, source=os.path.basename(source), container=container,
                                            missing_in_source=report.missing))

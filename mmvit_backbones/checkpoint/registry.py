@@ -1,7 +1,7 @@
 """One key converter per family: official (ImageNet or dense) state dict -> this package's keys."""
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Pattern, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -17,22 +17,28 @@ def is_classifier_key(key: str, model: Optional[nn.Module] = None) -> bool:
     return CLASSIFIER_KEYS.match(key) is not None
 
 
+def rename_key(key: str, rules: Sequence[Tuple[Pattern, Union[str, Callable]]]) -> str:
+    """``key`` renamed by the first rule ``(pattern, re.sub replacement)`` whose pattern matches it."""
+    for pattern, repl in rules:
+        new, count = pattern.subn(repl, key, count=1)
+        if count:
+            return new
+    return key
+
+
 @dataclass
 class Converter:
     """How to bring a family's checkpoints to this package's parameter names.
 
     Attributes:
         family: the family name (``PyramidBackbone.family``; ``--family`` of the CLI).
-        convert: ``(state_dict, model) -> state_dict`` with our key names and the model's shapes
-            (tables resized to the model's window/position settings). Must pass this package's own
-            keys through unchanged. ``model`` gives the target shapes.
-        detect: ``state_dict -> bool``: whether the keys look like this family (official or ours);
-            used to name the family of a wrong checkpoint.
-        allow_missing: ``key -> bool``: our parameters that a valid checkpoint may lack (e.g. the
-            output norms the dense backbone adds to an ImageNet model). They keep their random init.
-        allow_unexpected: ``(key, model) -> bool``: converted keys the model has no tensor for that
-            are known to be unused (classifier head, unused final norm, stages ``out_indices`` leaves
-            unbuilt). Any other unexpected key raises (another arch or depth).
+        convert: ``(state_dict, model) -> state_dict`` with our key names and the model's shapes (tables
+            resized to its window/position settings); passes this package's own keys through unchanged.
+        detect: ``state_dict -> bool``: whether the keys look like this family (official or ours).
+        allow_missing: ``key -> bool``: our parameters that a valid checkpoint may lack (e.g. the output
+            norms the dense backbone adds to an ImageNet model); they keep their initialisation.
+        allow_unexpected: ``(key, model) -> bool``: converted keys known to be unused (classifier head,
+            final norm); the loader also accepts those of unbuilt stages (``model.is_unbuilt_key``).
     """
     family: str
     convert: Callable[[StateDict, nn.Module], StateDict]

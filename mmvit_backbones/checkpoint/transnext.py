@@ -12,7 +12,7 @@ import re
 from torch import nn
 
 from .loader import CheckpointError
-from .registry import StateDict, is_classifier_key, register_converter
+from .registry import StateDict, register_converter
 
 DROPPED_PREFIXES = ('head.', )
 DROPPED_NAMES = ('relative_pos_index', 'relative_coords_table', 'seq_length_scale', 'padding_mask')
@@ -28,32 +28,17 @@ def _dropped(key: str) -> bool:
     return key.startswith(DROPPED_PREFIXES) or key.rsplit('.', 1)[-1].rstrip('0123456789') in DROPPED_NAMES
 
 
-_STAGE_MODULE = re.compile(r'^((?:patch_embed|block|norm)\d+)\.')
-
-
-def _allow_unexpected(key: str, model: nn.Module) -> bool:
-    """Classifier keys, and the stages after the last of ``out_indices`` (not built)."""
-    match = _STAGE_MODULE.match(key)
-    return is_classifier_key(key) or (match is not None and not hasattr(model, match.group(1)))
-
-
-@register_converter('transnext', detect=is_transnext, allow_unexpected=_allow_unexpected)
+@register_converter('transnext', detect=is_transnext)
 def convert(state_dict: StateDict, model: nn.Module) -> StateDict:
     """Authors' ImageNet / dense keys (or ours) -> ours: the same names, minus head and buffers.
 
-    Tiny and Small share all widths, so a depth mismatch would otherwise load silently (the extra
-    blocks as "unexpected" keys); it is an error instead.
+    Tiny and Small share all widths, so a depth mismatch is named as such (blocks per stage) rather than
+    by the keys that do not fit.
     """
-    depths = getattr(model, 'depths', None)
-    if depths is not None:
-        found = {}
-        for key in state_dict:
-            match = re.match(r'block(\d+)\.(\d+)\.', key)
-            if match:
-                stage, block = int(match.group(1)), int(match.group(2))
-                found[stage] = max(found.get(stage, 0), block + 1)
-        wrong = {s: n for s, n in found.items() if s > len(depths) or n != depths[s - 1]}
-        if wrong:
-            raise CheckpointError(f'the checkpoint has {[found.get(s, 0) for s in range(1, len(depths) + 1)]} '
-                                  f'blocks per stage, the model {list(depths)} (wrong arch?)')
+    depths, found = getattr(model, 'depths', None), {}  # found: stage (from 1) -> number of blocks
+    for match in filter(None, (re.match(r'block(\d+)\.(\d+)\.', key) for key in state_dict)):
+        found[int(match[1])] = max(found.get(int(match[1]), 0), int(match[2]) + 1)
+    if depths is not None and any(s > len(depths) or n != depths[s - 1] for s, n in found.items()):
+        raise CheckpointError(f'the checkpoint has {[found.get(s, 0) for s in range(1, len(depths) + 1)]} '
+                              f'blocks per stage, the model {list(depths)} (wrong arch?)')
     return {k: v for k, v in state_dict.items() if not _dropped(k)}

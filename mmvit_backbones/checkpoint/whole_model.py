@@ -1,37 +1,16 @@
-"""Whole detectors and segmentors: the authors' mmdet 2.x/3.x and mmseg 0.x/1.x checkpoints into ours.
+"""Whole detectors and segmentors: the authors' mmdet 2.x/3.x and mmseg 0.x/1.x checkpoints into ours
+(what each family released: docs/checkpoints.md).
 
-What the authors released per family (their READMEs and configs; see docs/checkpoints.md):
+* ``backbone.*``: the family check and converter of the model's backbone, as for ``init_cfg``; keys no backbone
+  parameter takes raise (another arch or depth), known-unused ones (classifier, unbuilt stages) are reported;
+* neck and heads: :data:`HEAD_RENAMES` of the library generation that wrote the checkpoint
+  (``meta.mmdet_version`` / ``meta.mmseg_version``). The tables are empty because the submodule names that make
+  the keys are the same in mmdet 2.28.2 and 3.3.0 and in mmseg 0.30.0 and 1.2.2 for every neck and head these
+  families released, and TransNeXt's Mask2Former (mmseg 1.0 / mmdet 3.0 / mmcv 2.0) names its parts as mmseg
+  1.2 / mmdet 3.3 / mmcv 2.1 do (tests/fixtures/whole_models/). A rename goes there if a release needs one.
 
-=============  ==========================================  ==========================================
-family         detection                                   segmentation
-=============  ==========================================  ==========================================
-GCViT          Mask R-CNN, Cascade Mask R-CNN (mmdet 2.19)  none
-Twins          RetinaNet, Mask R-CNN (mmdet 2.8)           Semantic FPN, UperNet (mmseg 0.x)
-CrossFormer    RetinaNet, Mask R-CNN, Cascade (mmdet 2.26)  Semantic FPN, UperNet (mmseg 0.29)
-XCiT           Mask R-CNN (mmdet 2.11)                     Semantic FPN, UperNet (mmseg 0.11)
-TransNeXt      Mask R-CNN (mmdet 2.28), DINO (mmdet 3.0)    UperNet (mmseg 0.30), Mask2Former (1.0)
-=============  ==========================================  ==========================================
-
-Conversion of such a checkpoint (``state_dict`` container, ``module.`` stripped):
-
-* ``backbone.*``: the family converter of the model's backbone (the same one ``init_cfg`` uses), after
-  the family check; keys no backbone parameter takes raise (another arch or depth), known-unused
-  ones (classifier, unbuilt stages) are dropped and reported;
-* neck and heads: :data:`HEAD_RENAMES` of the library generation the checkpoint was written with
-  (``meta.mmdet_version`` / ``meta.mmseg_version``). The submodule names that make the keys were
-  compared in the sources of mmdet 2.28.2 and 3.3.0 (``FPN``, ``RPNHead``, ``AnchorHead``,
-  ``RetinaHead``, ``BBoxHead``/``ConvFCBBoxHead``, ``FCNMaskHead``, ``StandardRoIHead``,
-  ``CascadeRoIHead``, ``TwoStageDetector``, ``SingleStageDetector``) and of mmseg 0.30.0 and 1.2.2
-  (``UPerHead``, ``PPM``, ``FPNHead``, ``FCNHead``, ``BaseDecodeHead``, ``EncoderDecoder``): they are
-  the same (mmdet's 2.x key layout has not changed since 2.0), so the tables are empty. DINO and
-  Mask2Former were released for mmdet 3.x / mmseg 1.x only; the parts of TransNeXt's Mask2Former
-  (mmseg 1.0.0, mmdet 3.0.0, mmcv 2.0.0: ``Mask2FormerHead``, ``MSDeformAttnPixelDecoder``, the
-  transformer layers, ``MultiScaleDeformableAttention``) are named as in mmseg 1.2 / mmdet 3.3 /
-  mmcv 2.1 too (tests/fixtures/whole_models/). A rename goes here (a regular expression and its
-  replacement) if another release needs one.
-
-Then every tensor of the model is compared with the converted checkpoint: shape mismatches and
-parameters the checkpoint lacks are listed; :func:`load_whole_model` raises on them when ``strict``.
+Then every tensor of the model is compared with the converted checkpoint: shape mismatches and parameters the
+checkpoint lacks are listed; :func:`load_whole_model` raises on them when ``strict``.
 """
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -39,8 +18,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from mmengine.logging import print_log
 from torch import nn
 
-from .files import CheckpointError
-from .loader import _short, check_family, extract_state_dict, read_checkpoint
+from .files import CheckpointError, read_checkpoint
+from .loader import _short, check_family, extract_state_dict, unused_keys
 from .registry import CONVERTERS, StateDict, get_converter
 
 # library -> {major version of the checkpoint's writer: [(pattern, replacement), ...]} into mmdet 3 / mmseg 1
@@ -65,19 +44,10 @@ def writer_of(checkpoint: dict) -> Optional[Tuple[str, str]]:
 
 def rename_heads(state_dict: StateDict, writer: Optional[Tuple[str, str]]) -> StateDict:
     """Apply :data:`HEAD_RENAMES` for the checkpoint's writer (nothing for mmdet 3 / mmseg 1 files)."""
-    if writer is None:
-        return state_dict
-    library, version = writer
-    rules = HEAD_RENAMES.get(library, {}).get(int(version.split('.')[0]), [])
-    if not rules:
-        return state_dict
-    out = {}
-    for key, value in state_dict.items():
-        if not key.startswith('backbone.'):
-            for pattern, repl in rules:
-                key = re.sub(pattern, repl, key)
-        out[key] = value
-    return out
+    rules = HEAD_RENAMES.get(writer[0], {}).get(int(writer[1].split('.')[0]), []) if writer else []
+    for pattern, repl in rules:  # in turn, on the neck and head keys (the family converter renames the backbone's)
+        state_dict = {k if k.startswith('backbone.') else re.sub(pattern, repl, k): v for k, v in state_dict.items()}
+    return state_dict
 
 
 def backbone_family(model: nn.Module) -> Optional[str]:
@@ -92,21 +62,13 @@ def convert_backbone_keys(state_dict: StateDict, model: nn.Module, source: str) 
     sub = {k[len('backbone.'):]: v for k, v in state_dict.items() if k.startswith('backbone.')}
     if family is None or not sub:
         return state_dict, []
-    backbone = model.backbone
     check_family(sub, family, source)
     converter = get_converter(family)
-    converted = converter.convert(sub, backbone)
-    own = backbone.state_dict()
-    unexpected = [k for k in converted if k not in own]
-    foreign = [k for k in unexpected if not converter.allow_unexpected(k, backbone)]
-    if foreign:
-        depths = getattr(backbone, 'arch_settings', {}).get('depths')
-        raise CheckpointError(f'{source}: {len(foreign)} backbone tensors match no parameter of '
-                              f'{type(backbone).__name__}' + (f' (depths {tuple(depths)})' if depths else '') +
-                              f' (another arch or depth?): {_short(foreign, 6)}')
+    converted = converter.convert(sub, model.backbone)
+    unused = unused_keys(model.backbone, converted, source, converter.allow_unexpected)
     out = {k: v for k, v in state_dict.items() if not k.startswith('backbone.')}
-    out.update({f'backbone.{k}': v for k, v in converted.items() if k in own})
-    return out, [f'backbone.{k}' for k in unexpected]
+    out.update({f'backbone.{k}': v for k, v in converted.items() if k not in unused})
+    return out, [f'backbone.{k}' for k in unused]
 
 
 def convert_whole_model(checkpoint: dict, model: nn.Module, source: str,

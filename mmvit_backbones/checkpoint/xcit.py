@@ -7,55 +7,34 @@ Accepted layouts (after the loader has unwrapped ``model``/``state_dict`` and ``
   classification-only and dropped; the pyramid is not in them and keeps its initialisation;
 * the authors' detection/segmentation backbone (same names plus the ``fpn1``/``fpn2`` adapters);
 * mmpretrain 1.x's ``XCiT`` (its ``xcit-*_3rdparty*_in1k`` files; detected by ``xca_layers.``), whose
-  mmcv ``ConvModule``/``FFN`` wrappers add a level of names::
-
-      patch_embed.proj.{j}.conv / .bn     -> patch_embed.convs.{j}.conv / .bn
-      pos_embed.token_projection.conv     -> pos_embed.proj
-      xca_layers.{i}                      -> blocks.{i}
-        local_mp.conv1.conv / .bn         ->   local_mp.conv1 / local_mp.bn
-        local_mp.conv2.conv               ->   local_mp.conv2
-        ffn.layers.0.0 / ffn.layers.1     ->   mlp.fc1 / mlp.fc2
-      ca_layers.*                         -> (class attention: classification only, dropped)
-
+  mmcv ``ConvModule``/``FFN`` wrappers add a level of names (:data:`_MMPRETRAIN` brings them to the
+  authors' names or ours);
 * this package's own keys, passed through unchanged.
 
-Renames (authors -> ours); the blocks keep the authors' names:
-
-    patch_embed.proj.{2j}.0.*          -> patch_embed.convs.{j}.conv.*
-    patch_embed.proj.{2j}.1.*          -> patch_embed.convs.{j}.bn.*
-    pos_embeder.token_projection.*     -> pos_embed.proj.*
-    fpn1.0 / fpn1.1 / fpn1.3 (p16)     -> pyramid.levels.0.up1 / .bn / .up2
-    fpn1.0 (p8), fpn2.0 (p16)          -> pyramid.levels.{0,1}.up1
+The blocks keep the authors' names; the patch embedding's ``proj.{2j}.{0,1}`` (conv, BN), the position
+encoding's ``token_projection`` and the dense adapters ``fpn1``/``fpn2`` get ours (:func:`_rename`).
 
 XCiT has no size-dependent tables (the Fourier position code is computed for every input size), so
 nothing is resized.
 """
 import re
 
-from .registry import StateDict, is_classifier_key, register_converter
+from .registry import StateDict, is_classifier_key, register_converter, rename_key
 
 CLASSIFICATION_ONLY = ('cls_token', 'cls_attn_blocks.', 'ca_layers.', 'norm.', 'head.', 'dist_token',
                        'head_dist.')
 
 _PATCH_EMBED = re.compile(r'^patch_embed\.proj\.(\d+)\.([01])\.(.+)$')
-_FPN = {  # (patch_size, authors' prefix) -> ours
-    (16, 'fpn1.0.'): 'pyramid.levels.0.up1.',
-    (16, 'fpn1.1.'): 'pyramid.levels.0.bn.',
-    (16, 'fpn1.3.'): 'pyramid.levels.0.up2.',
-    (16, 'fpn2.0.'): 'pyramid.levels.1.up1.',
-    (8, 'fpn1.0.'): 'pyramid.levels.0.up1.',
+_POS_EMBED = (re.compile(r'^pos_embed(?:er)?\.token_projection\.'), 'pos_embed.proj.')  # authors' / timm's
+_FPN = {  # patch size -> (the authors' dense adapter, our pyramid level) rules
+    16: [(re.compile(r'^fpn1\.0\.'), 'pyramid.levels.0.up1.'), (re.compile(r'^fpn1\.1\.'), 'pyramid.levels.0.bn.'),
+         (re.compile(r'^fpn1\.3\.'), 'pyramid.levels.0.up2.'), (re.compile(r'^fpn2\.0\.'), 'pyramid.levels.1.up1.')],
+    8: [(re.compile(r'^fpn1\.0\.'), 'pyramid.levels.0.up1.')],
 }
-
-
-def is_xcit(state_dict: StateDict) -> bool:
-    """XCiT keys (authors', timm's or ours) have the local patch interaction ``local_mp``."""
-    return any('.local_mp.' in key for key in state_dict)
-
-
-_MMPRETRAIN = (  # (pattern, replacement) applied in turn
-    (re.compile(r'^patch_embed\.proj\.(\d+)\.conv\.'), r'patch_embed.proj.\1.CONV.'),
-    (re.compile(r'^patch_embed\.proj\.(\d+)\.bn\.'), r'patch_embed.proj.\1.BN.'),
-    (re.compile(r'^pos_embed\.token_projection\.conv\.'), 'pos_embed.proj.'),
+_MMPRETRAIN = (  # (pattern, replacement) applied in turn: mmpretrain's names -> the authors' (or ours)
+    (re.compile(r'^patch_embed\.proj\.(\d+)\.conv\.'), lambda m: f'patch_embed.proj.{2 * int(m[1])}.0.'),
+    (re.compile(r'^patch_embed\.proj\.(\d+)\.bn\.'), lambda m: f'patch_embed.proj.{2 * int(m[1])}.1.'),
+    (re.compile(r'^pos_embed\.token_projection\.conv\.'), 'pos_embed.token_projection.'),
     (re.compile(r'^xca_layers\.(\d+)\.'), r'blocks.\1.'),
     (re.compile(r'\.local_mp\.conv1\.conv\.'), '.local_mp.conv1.'),
     (re.compile(r'\.local_mp\.conv1\.bn\.'), '.local_mp.bn.'),
@@ -63,22 +42,11 @@ _MMPRETRAIN = (  # (pattern, replacement) applied in turn
     (re.compile(r'\.ffn\.layers\.0\.0\.'), '.mlp.fc1.'),
     (re.compile(r'\.ffn\.layers\.1\.'), '.mlp.fc2.'),
 )
-_MMPRETRAIN_PATCH_EMBED = re.compile(r'^patch_embed\.proj\.(\d+)\.(CONV|BN)\.(.+)$')
 
 
-def is_mmpretrain_layout(state_dict: StateDict) -> bool:
-    return any(key.startswith('xca_layers.') for key in state_dict)
-
-
-def _rename_mmpretrain(key: str, norm_names) -> str:
-    for pattern, repl in _MMPRETRAIN:
-        key = pattern.sub(repl, key)
-    match = _MMPRETRAIN_PATCH_EMBED.match(key)
-    if match:
-        conv, part, rest = int(match.group(1)), match.group(2), match.group(3)
-        name = 'conv' if part == 'CONV' else (norm_names[conv] if conv < len(norm_names) else 'bn')
-        return f'patch_embed.convs.{conv}.{name}.{rest}'
-    return key
+def is_xcit(state_dict: StateDict) -> bool:
+    """XCiT keys (authors', timm's or ours) have the local patch interaction ``local_mp``."""
+    return any('.local_mp.' in key for key in state_dict)
 
 
 def _rename(key: str, patch_size: int, norm_names) -> str:
@@ -88,25 +56,17 @@ def _rename(key: str, patch_size: int, norm_names) -> str:
         conv = index // 2
         name = 'conv' if part == '0' else (norm_names[conv] if conv < len(norm_names) else 'bn')
         return f'patch_embed.convs.{conv}.{name}.{rest}'
-    for old in ('pos_embeder.token_projection.', 'pos_embed.token_projection.'):
-        if key.startswith(old):
-            return 'pos_embed.proj.' + key[len(old):]
-    for (size, old), new in _FPN.items():
-        if size == patch_size and key.startswith(old):
-            return new + key[len(old):]
-    return key
+    return rename_key(key, [_POS_EMBED] + _FPN[patch_size])
 
 
-_PYRAMID_LEVEL = re.compile(r'^pyramid\.levels\.(\d+)\.')
 _BLOCK = re.compile(r'^blocks\.(\d+)\.')
 
 
 def _allow_unexpected(key: str, model) -> bool:
-    """Classifier keys, and what ``out_indices`` leaves unbuilt: the pyramid levels of outputs it does not
-    return, and the blocks after the last tapped one."""
-    level, block = _PYRAMID_LEVEL.match(key), _BLOCK.match(key)
-    return (is_classifier_key(key) or (level is not None and level.group(1) not in model.pyramid.levels)
-            or (block is not None and int(block.group(1)) >= len(model.blocks)))
+    """Classifier keys, and the blocks after the last of ``tap_blocks`` (no output needs them, so even a
+    full-depth model does not build them); the loader accepts what ``out_indices`` leaves unbuilt."""
+    block = _BLOCK.match(key)
+    return is_classifier_key(key) or (block is not None and model.tap_blocks[-1] < int(block[1]) < model.depth)
 
 
 @register_converter('xcit', detect=is_xcit, allow_missing=lambda key: key.startswith('pyramid.'),
@@ -115,10 +75,12 @@ def convert(state_dict: StateDict, model) -> StateDict:
     """Authors' (ImageNet or dense, and timm's), mmpretrain's or our XCiT keys -> this package's keys for
     ``model``."""
     norm_names = [conv.norm_name for conv in model.patch_embed.convs]
-    mmpretrain = is_mmpretrain_layout(state_dict)
+    mmpretrain = any(key.startswith('xca_layers.') for key in state_dict)
     out = {}
     for key, value in state_dict.items():
         if key.startswith(CLASSIFICATION_ONLY):
             continue
-        out[_rename_mmpretrain(key, norm_names) if mmpretrain else _rename(key, model.patch_size, norm_names)] = value
+        for pattern, repl in _MMPRETRAIN if mmpretrain else ():
+            key = pattern.sub(repl, key)
+        out[_rename(key, model.patch_size, norm_names)] = value
     return out

@@ -14,9 +14,8 @@ Each family's ``configs/<family>/metafile.yml`` has a ``Backbones`` list (beside
         Weights (manual download): 'https://drive.google.com/...'   # no direct link published
 
 ``create_backbone(name, pretrained=True)`` and ``init_cfg=dict(type='Pretrained', checkpoint='mmvit://<name>')``
-load ``Weights`` through the usual URL path (torch hub's cache, the hash when one is given, the offline message
-naming the URL and the cache file). The metafiles are found next to the package (``mmvit_backbones/.mim/``, what
-a wheel or an editable install has) or in the source tree.
+download ``Weights`` like any URL (:mod:`.files`). The metafiles are found next to the package
+(``mmvit_backbones/.mim/``, in a wheel or an editable install) or in the source tree.
 """
 import functools
 import os.path as osp
@@ -110,11 +109,3 @@ def direct_url(release: Release) -> str:
         f'{release.location}: the authors publish no direct download of {release.name} ({release.source}); '
         f'download it by hand{page} and give its path instead (pretrained=PATH or '
         f"init_cfg=dict(type='Pretrained', checkpoint=PATH))")
-
-
-def resolve(location: str) -> Tuple[str, Optional[str], bool]:
-    """``'mmvit://<name>'`` -> ``(url, sha256, check_hash)`` of the name's default release."""
-    if not location.startswith(SCHEME):
-        raise ValueError(f'{location!r} is not a {SCHEME}<name> location')
-    release = get_release(location[len(SCHEME):])
-    return direct_url(release), release.sha256, release.check_hash
