@@ -8,14 +8,11 @@ term *after* the softmax. With ``q_s`` the scaled queries:
     a      = softmax(logits)
     out    = sum_n (a_n + q_norm . t_n + c_n) v_n + sum_p a_p v_p
 
-:func:`aggregated_attention` has three implementations (:func:`resolve_impl` picks for ``'auto'``):
-``'reference'``, a direct transcription with ``F.unfold`` (nine copies of the keys and values; the test oracle);
-``'fast'``, nine shifted views of the zero-padded keys and values, with local and pooled logits in one tensor
-(nine zero keys in front of the pooled ones) processed in blocks of queries (:func:`_pooled_blocks`), so no
-``(heads, queries, pooled)`` tensor is held for the whole image or kept for the backward
-(:class:`BlockedAggregatedAttention`; export and graph capture use the single-graph :func:`_fast_train`);
-``'triton'``, one fused kernel per direction (:class:`TritonAggregatedAttention`; on CPU only in Triton's
-interpreter). All compute in float32 whatever the input dtype, and return the dtype of the values.
+Implementations (:data:`ATTN_IMPLS`): ``'reference'``, a transcription with ``F.unfold`` (nine copies of the keys
+and values; the test oracle); ``'fast'``, nine shifted views of the zero-padded keys and values and blocks of
+queries, so that no ``(heads, queries, pooled)`` tensor is held for the whole image or kept for the backward
+(:func:`_pooled_blocks`, :class:`BlockedAggregatedAttention`); ``'triton'``, one fused kernel per direction
+(:class:`TritonAggregatedAttention`). All compute in float32 whatever the input dtype and return the values' dtype.
 """
 import functools
 import logging
@@ -30,9 +27,8 @@ from torch.autograd.function import once_differentiable
 from mmvit_backbones.utils.fast_paths import chunks, use_reference
 from mmvit_backbones.utils.tracing import is_capturing, is_exporting
 from mmvit_backbones.ops.export_helpers import float32_region
-from mmvit_backbones.ops.log_cpb import PoolBias
+from mmvit_backbones.ops.log_cpb import PoolBias, Size
 
-Size = Tuple[int, int]
 # bias(r0, r1) -> (heads, r1 - r0, W, pool_h, pool_w): the pooled-path bias of query rows r0:r1
 PoolBiasFn = Callable[[int, int], torch.Tensor]
 
@@ -59,17 +55,13 @@ def aggregated_attention(q_scaled: torch.Tensor, q_norm: torch.Tensor, k_local: 
                          impl: str = 'auto') -> torch.Tensor:
     """Aggregated attention of queries on an ``H x W`` map (Eq. 6-9); ``(B, h, N, d)`` in ``v_local``'s dtype.
 
-    Args:
-        q_scaled: ``(B, h, N, d)`` normalised queries plus query embedding, times temperature and length scale
-            (N = H*W, row-major); q_norm: the normalised queries (for the learnable-token term).
-        k_local, v_local: ``(B, h, N, d)``, and k_pool, v_pool: ``(B, h, P, d)`` (P = pool_h * pool_w): keys
-            (L2-normalised) and values of the fine and the pooled path.
-        size: ``(H, W)``; pool_size: ``(pool_h, pool_w)``.
-        local_bias: ``(h, 9)``; padding_mask: ``(N, 9)`` bool, True where a neighbour is outside the map.
-        pool_bias: a :class:`~mmvit_backbones.ops.log_cpb.PoolBias` (``bias(r0, r1) -> (h, r1 - r0, W, pool_h,
-            pool_w)``; the reference path and inference also take any such callable).
-        learnable_tokens: ``(h, d, 9)``; learnable_bias: ``(h, 1, 9)``.
-        impl: one of :data:`ATTN_IMPLS`.
+    ``q_scaled``: normalised queries plus query embedding, times temperature and length scale; ``q_norm``: the
+    normalised queries (learnable-token term); ``k_local``/``v_local``: fine keys (L2-normalised) and values; all
+    ``(B, h, N, d)``, N = H*W row-major. ``k_pool``/``v_pool``: ``(B, h, P, d)``, P = pool_h * pool_w.
+    ``local_bias``: ``(h, 9)``; ``padding_mask``: ``(N, 9)``, True outside the map (:func:`local_padding_mask`);
+    ``pool_bias``: a :class:`~mmvit_backbones.ops.log_cpb.PoolBias` (``bias(r0, r1) -> (h, r1 - r0, W, pool_h,
+    pool_w)``; the reference path and inference take any such callable); ``learnable_tokens``: ``(h, d, 9)``;
+    ``learnable_bias``: ``(h, 1, 9)``; ``impl``: one of :data:`ATTN_IMPLS`.
     """
     if impl not in ATTN_IMPLS:
         raise ValueError(f'aggregated_attention: impl must be one of {ATTN_IMPLS}, got {impl!r}')
@@ -283,11 +275,10 @@ def _row_blocks(b, h, size, cols):
 
 
 def _pooled_blocks(q_scaled, k_pool, v_pool, local, pool_bias, size, pool_size, lse=None):
-    """The pooled output ``(B, h, N, d)``, block by block (:func:`_row_blocks`): one GEMM against the pooled keys
-    with nine zero keys in front writes a ``(B*h, queries, 9 + P)`` buffer (allocated once), the 3x3 logits fill
-    columns 0..8 and the position bias is added to the rest, one softmax runs in place, one GEMM with the values
-    (nine zero values in front) gives the output. ``local`` ``(B, h, H, W, 9)``, the 3x3 logits, is overwritten
-    with their softmax weights; ``lse`` ``(B*h, H, W)``, if given, receives each query's log-sum-exp."""
+    """The pooled output ``(B, h, N, d)`` by query blocks (:func:`_row_blocks`): a GEMM against the pooled keys with
+    nine zero keys in front fills a ``(B*h, queries, 9 + P)`` buffer, then the 3x3 logits (columns 0..8), the bias,
+    one softmax in place and a GEMM with the values (nine zero values in front). ``local`` ``(B, h, H, W, 9)``, the
+    3x3 logits, becomes their softmax weights; ``lse`` ``(B*h, H, W)``, if given, gets each query's log-sum-exp."""
     b, h, n, d = q_scaled.shape
     hh, ww = size
     cols = LOCAL + pool_size[0] * pool_size[1]
@@ -321,11 +312,8 @@ def _pooled_blocks(q_scaled, k_pool, v_pool, local, pool_bias, size, pool_size, 
 
 
 class BlockedAggregatedAttention(torch.autograd.Function):
-    """The ``'fast'`` path under autograd: the forward is the blocked inference loop (plus each query's
-    log-sum-exp); the backward recomputes the pooled logits block by block instead of keeping them, so nothing
-    of size ``(heads, queries, pooled keys)`` is saved. The position bias enters as the ``table_h`` of a
-    :class:`~mmvit_backbones.ops.log_cpb.PoolBias`, whose gradient is accumulated per row block through the
-    ``embedding_bag`` that reads it.
+    """The ``'fast'`` path under autograd: the blocked inference loop, saving each query's log-sum-exp, from which
+    the backward recomputes the pooled logits block by block. The bias enters as :attr:`PoolBias.table_h`.
 
     With ``g`` the output gradient and ``a`` the softmax weights: ``dw_i = g . v_i``, ``da_p = g . v_p``,
     ``D = sum_j a_j da_j``, ``ds = a (da - D)`` (softmax), then the products of ``ds`` with keys/queries and of
@@ -395,9 +383,8 @@ class BlockedAggregatedAttention(torch.autograd.Function):
 
 
 class TritonAggregatedAttention(torch.autograd.Function):
-    """The ``'triton'`` path: one kernel forward, one backward (``ops/triton_aggregated_attention.py``); the 3x3
-    key/value gradients and those of the small parameters are finished here from the kernel's per-query local
-    weights and gradients."""
+    """The ``'triton'`` path (``ops/triton_aggregated_attention.py``); the 3x3 key/value and small parameters'
+    gradients are finished here from the kernel's per-query local weights and gradients."""
 
     @staticmethod
     def forward(ctx, q_scaled, q_norm, k_local, v_local, k_pool, v_pool, local_bias, tokens, token_bias,
@@ -429,11 +416,8 @@ class TritonAggregatedAttention(torch.autograd.Function):
 
 def length_scaled_attention(q_scaled: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                             bias: torch.Tensor) -> torch.Tensor:
-    """Full attention of stage 4: ``softmax(q_s . k + bias) v`` with no 1/sqrt(d), in float32.
-
-    ``q_scaled``/``k``/``v``: ``(B, h, N, d)`` (``k`` L2-normalised); ``bias``: ``(h, N, N)``.
-    Returns the dtype of ``v``.
-    """
+    """Full attention of stage 4: ``softmax(q_s . k + bias) v`` with no 1/sqrt(d), in float32, in ``v``'s dtype
+    (``q_scaled``/``k``/``v``: ``(B, h, N, d)``, ``k`` L2-normalised; ``bias``: ``(h, N, N)``)."""
     dtype = v.dtype
     with float32_region(q_scaled.device.type):
         out = F.scaled_dot_product_attention(q_scaled.float(), k.float(), v.float(),

@@ -16,10 +16,8 @@ from mmvit_backbones.utils.tracing import is_exporting
 
 def adaptive_pool_matrix(in_len: int, out_len: int, dtype: torch.dtype = torch.float32,
                          device=None) -> torch.Tensor:
-    """``(out_len, in_len)`` averaging matrix of 1-d adaptive average pooling.
-
-    Bin ``a`` covers ``[floor(a * in / out), ceil((a + 1) * in / out))``, as PyTorch's kernel.
-    """
+    """``(out_len, in_len)`` averaging matrix of 1-d adaptive average pooling: bin ``a`` covers
+    ``[floor(a * in / out), ceil((a + 1) * in / out))``, as in PyTorch's kernel."""
     a = torch.arange(out_len, device=device)
     start = (a * in_len) // out_len
     end = ((a + 1) * in_len + out_len - 1) // out_len
@@ -52,10 +50,8 @@ def linear_taps_closed_form(in_len: int, out_len: int, device=None) -> Tuple[tor
 
 
 def weighted_gather(index: torch.Tensor, table: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``sum_t weight[n, t] * table[index[n, t]]``: ``(N, T)`` index/weight, ``(U, D)`` table -> ``(N, D)``.
-
-    Equals ``F.embedding_bag(index, table, per_sample_weights=weight, mode='sum')``.
-    """
+    """``F.embedding_bag(index, table, per_sample_weights=weight, mode='sum')`` as a gather and a weighted sum:
+    ``sum_t weight[n, t] * table[index[n, t]]``, ``(N, T)`` index/weight, ``(U, D)`` table -> ``(N, D)``."""
     rows = table.index_select(0, index.reshape(-1).long()).view(*index.shape, table.shape[-1])
     return (rows * weight.to(table.dtype)[..., None]).sum(-2)
 

@@ -50,11 +50,8 @@ def pooled_key_coords(query_len: int, key_len: int) -> torch.Tensor:
 
 
 def linear_taps(in_len: int, out_len: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Two-tap indices and weights of ``F.interpolate(mode='linear', align_corners=False)``.
-
-    Read off the operator itself (applied to an identity), so they are PyTorch's exact weights.
-    Returns ``(index, weight)`` of shape ``(out_len, 2)``.
-    """
+    """``(index, weight)``, each ``(out_len, 2)``, of ``F.interpolate(mode='linear', align_corners=False)``, read off
+    the operator itself (applied to an identity), so they are PyTorch's exact weights."""
     eye = torch.eye(in_len, dtype=torch.float32)[None]  # (1, C=in, L=in): column c is input sample c
     matrix = F.interpolate(eye, size=out_len, mode='linear', align_corners=False)[0]  # (in, out)
     weight, index = matrix.t().topk(min(2, in_len), dim=-1)  # (out, <=2)
@@ -95,13 +92,9 @@ def axis_taps(query_len: int, key_len: int, pretrain_len: int,
 
 def traced_axis_taps(query_len, key_len, pretrain_len: int, table_query_len: int, table_key_len: int,
                      device=None) -> AxisTaps:
-    """:func:`axis_taps` in interpolation mode for export, where ``query_len``/``key_len`` are graph values.
-
-    The unique offsets and the inverse index depend only on the fixed table sizes: they are computed in
-    NumPy (the same float32 arithmetic as :func:`axis_taps`) and enter the graph as constants, so no
-    ``torch.unique`` is recorded; only the bilinear taps are built from the sizes
-    (:func:`~mmvit_backbones.ops.export_helpers.linear_taps_closed_form`).
-    """
+    """:func:`axis_taps` in interpolation mode for export, where ``query_len``/``key_len`` are graph values: the
+    unique offsets depend only on the fixed table sizes and are computed in NumPy (the same float32 arithmetic),
+    entering the graph as constants (no ``torch.unique``); only the bilinear taps are built from the sizes."""
     import numpy as np
     tq, tk = table_query_len, table_key_len
     a = np.arange(tk)
@@ -138,12 +131,9 @@ class BiasGeometry:
 
 def bias_geometry(query_size: Size, key_size: Size, pretrain_size: int, table_size: Optional[int],
                   sr_ratio: int, device: torch.device) -> BiasGeometry:
-    """Geometry of the bias for queries on ``query_size`` and pooled keys on ``key_size``.
-
-    ``table_size`` is the stage's query side at the authors' ``img_size`` (interpolation mode) or
-    ``None`` (extrapolation mode); ``pretrain_size`` is the stage's query side at pre-training.
-    Under export the sizes are graph values: no cache, no ``torch.unique`` (:func:`traced_axis_taps`).
-    """
+    """Geometry of the bias for queries on ``query_size`` and pooled keys on ``key_size``. ``table_size`` is the
+    stage's query side at the authors' ``img_size`` (interpolation mode) or ``None`` (extrapolation mode);
+    ``pretrain_size`` is the stage's query side at pre-training."""
     exporting = is_exporting()
     if exporting and table_size is None:
         raise NotImplementedError("TransNeXt with pos_bias_mode='extrapolate' does not export to ONNX (its bias "
@@ -168,8 +158,7 @@ def bias_geometry(query_size: Size, key_size: Size, pretrain_size: int, table_si
 
 
 def _gather_taps(index: torch.Tensor, weight: torch.Tensor, table: torch.Tensor, offsets) -> torch.Tensor:
-    """``(Q*K, columns)``: ``sum_t weight[q, k, t] * table[index[q, k, t]]`` for ``(Q, K, T)`` taps
-    (``offsets``: bag starts, of which a prefix serves; under export a gather and a weighted sum)."""
+    """``(Q*K, columns)``: ``sum_t weight[q, k, t] * table[index[q, k, t]]`` (``offsets``: bag starts, a prefix)."""
     if is_exporting():  # no bag offsets of one size
         return weighted_gather(index.flatten(0, 1), table, weight.flatten(0, 1))
     return F.embedding_bag(index.reshape(-1), table, offsets[:index.shape[0] * index.shape[1]],
@@ -177,44 +166,36 @@ def _gather_taps(index: torch.Tensor, weight: torch.Tensor, table: torch.Tensor,
 
 
 class PoolBias:
-    """The bias of one attention layer for one input size, produced lazily by query-row blocks.
-
-    ``bias(r0, r1)`` returns the bias of query rows ``r0:r1`` as a ``(heads, R, W, kh, kw)`` view. It is
-    read from ``table_h`` (the MLP output already resized along ``w``: ``(U_h, heads * W * kw)``) with the
-    taps of the ``h`` axis: ``bias[:, i, :, a] = sum_t weight_h[i, a, t] * table_h[index_h[i, a, t]]``.
-    The attention kernels take ``table_h`` as their differentiable input (:meth:`rows` reads a block from
-    any table of that shape) and gather from it block by block, never holding the whole bias.
-    """
+    """The bias of one attention layer for one input size, produced lazily: ``bias(r0, r1)`` is the bias of query
+    rows ``r0:r1``, ``(heads, R, W, kh, kw)``, read from ``table_h`` (the MLP output resized along ``w``,
+    ``(U_h, heads * W * kw)``) with the ``h``-axis taps: ``sum_t weight_h[i, a, t] * table_h[index_h[i, a, t]]``.
+    The attention kernels take ``table_h`` as their differentiable input, never the whole bias."""
 
     def __init__(self, mlp_out: torch.Tensor, geometry: BiasGeometry) -> None:
         g = geometry
-        uw, uh = g.taps_w.values.numel(), g.taps_h.values.numel()
-        heads = mlp_out.shape[-1]
-        self.heads = heads
-        self.query_size, self.key_size = g.query_size, g.key_size
-        (_, w), (kh, kw) = g.query_size, g.key_size
+        uw, uh, heads = g.taps_w.values.numel(), g.taps_h.values.numel(), mlp_out.shape[-1]
+        (_, w), (_, kw) = g.query_size, g.key_size
         # step 2+3 along w: (W*kw, heads*U_h) = taps over the unique w offsets
         table_w = mlp_out.view(uw, uh, heads).transpose(1, 2).reshape(uw, heads * uh)
         along_w = _gather_taps(g.taps_w.index, g.taps_w.weight, table_w, g.taps_w.offsets)
-        # rows indexed by u_h: (U_h, heads * W * kw)
-        self.table_h = along_w.view(w * kw, heads, uh).permute(2, 1, 0).reshape(uh, heads * w * kw)
-        self.index_h = g.taps_h.index  # (H, kh, T)
-        self.offsets_h = g.taps_h.offsets  # (H*kh,): a prefix serves any block of query rows
-        self.weight_h = g.taps_h.weight.to(table_w.dtype)
-        self.w, self.kh, self.kw = w, kh, kw
+        table_h = along_w.view(w * kw, heads, uh).permute(2, 1, 0).reshape(uh, heads * w * kw)  # rows: u_h
+        self._set(heads, g.query_size, g.key_size, table_h, g.taps_h.index, g.taps_h.weight.to(table_w.dtype),
+                  g.taps_h.offsets)
+
+    def _set(self, heads, query_size, key_size, table_h, index_h, weight_h, offsets_h) -> None:
+        self.heads, self.query_size, self.key_size = heads, query_size, key_size
+        self.w, (self.kh, self.kw) = query_size[1], key_size
+        self.table_h, self.index_h, self.weight_h = table_h, index_h, weight_h  # (U_h, heads*W*kw), (H, kh, T) x2
+        self.offsets_h = offsets_h  # (H*kh,): a prefix serves any block of query rows
 
     @classmethod
     def from_dense(cls, bias: torch.Tensor) -> 'PoolBias':
         """A bias given whole, ``(heads, H, W, kh, kw)``, as a :class:`PoolBias` (one tap per output:
         ``table_h`` row ``i * kh + a`` is query row ``i`` and key row ``a``); for tests and analysis."""
         heads, h, w, kh, kw = bias.shape
-        self = cls.__new__(cls)
-        self.heads, self.w, self.kh, self.kw = heads, w, kh, kw
-        self.query_size, self.key_size = (h, w), (kh, kw)
-        self.table_h = bias.permute(1, 3, 0, 2, 4).reshape(h * kh, heads * w * kw)
-        self.index_h = torch.arange(h * kh, dtype=torch.int32, device=bias.device).view(h, kh, 1)
-        self.offsets_h = torch.arange(h * kh, dtype=torch.int32, device=bias.device)
-        self.weight_h = torch.ones(h, kh, 1, dtype=bias.dtype, device=bias.device)
+        self, offsets = cls.__new__(cls), torch.arange(h * kh, dtype=torch.int32, device=bias.device)
+        self._set(heads, (h, w), (kh, kw), bias.permute(1, 3, 0, 2, 4).reshape(h * kh, heads * w * kw),
+                  offsets.view(h, kh, 1), torch.ones(h, kh, 1, dtype=bias.dtype, device=bias.device), offsets)
         return self
 
     def __call__(self, r0: int, r1: int) -> torch.Tensor:
@@ -266,12 +247,9 @@ class ChunkedCpbMLP(torch.autograd.Function):
 
 
 def evaluate_cpb(fc1: nn.Linear, fc2: nn.Linear, geometry: BiasGeometry) -> torch.Tensor:
-    """Run the bias MLP (``fc1 -> ReLU -> fc2``, the authors' ``cpb_fc1``/``cpb_fc2``) on the unique
-    offsets of ``geometry`` in float32 (also under autocast): ``(U_w * U_h, heads)``.
-
-    Both passes run in row chunks: with autograd the MLP is :class:`ChunkedCpbMLP` (under graph capture,
-    ``checkpoint``: the hidden layer is recomputed in the backward pass instead of stored).
-    """
+    """The bias MLP (``fc1 -> ReLU -> fc2``, the authors' ``cpb_fc1``/``cpb_fc2``) on the unique offsets of
+    ``geometry``, in float32 (also under autocast) and in row chunks (:class:`ChunkedCpbMLP`): ``(U_w * U_h,
+    heads)``."""
     with float32_region(fc1.weight.device.type):
         table = geometry.table.to(fc1.weight.dtype)
         params = (fc1.weight, fc1.bias, fc2.weight, fc2.bias)

@@ -1,21 +1,17 @@
-"""Aggregated attention of TransNeXt as one Triton kernel per direction (forward, backward).
+"""Aggregated attention of TransNeXt as one Triton kernel per direction; imported (with ``triton``) only when the
+Triton path runs (:func:`mmvit_backbones.ops.aggregated_attention.triton_status` decides whether it can).
 
-Imported only when the Triton path is used (:func:`mmvit_backbones.ops.aggregated_attention.triton_status`
-decides whether it can be); importing this module imports ``triton``.
+A program takes ``BLOCK_M`` queries of one (batch, head). The forward feeds the nine 3x3 logits (neighbours outside
+the map masked) to an online softmax one column at a time, then the pooled keys in blocks of ``BLOCK_N``, their
+position bias gathered from the log-CPB table ``table_h`` (``(U_h, heads, W, kw)``) by the ``h``-axis taps (so no
+``(heads, queries, pooled)`` bias exists), and adds the learnable-token term after the softmax; it writes the
+output and each query's log-sum-exp. The backward recomputes the logits from them, writes the query gradient,
+atomically adds those of the pooled keys, values and bias table, and writes the per-query local weights, their
+gradient and the softmax gradient (``(B*h, N, 9)`` each), from which PyTorch finishes the other gradients.
 
-The forward takes ``BLOCK_M`` queries of one (batch, head) per program: the nine 3x3 logits (neighbours outside the
-map masked) enter an online softmax one column at a time, then the pooled keys are streamed in blocks of ``BLOCK_N``
-with their position bias gathered from the log-CPB table ``table_h`` (``(U_h, heads, W, kw)``) by the ``h``-axis
-taps ``sum_t weight_h[i, a, t] * table_h[index_h[i, a, t], head, j, b]``, so no ``(heads, queries, pooled)`` bias
-exists; the learnable-token term ``(q_norm . t_n + c_n) v_n`` is added after the softmax. It writes the output and
-each query's log-sum-exp, from which the backward recomputes the logits (no attention matrix is saved). The backward
-writes the query gradient, atomically adds those of the pooled keys, values and bias table, and writes the per-query
-local weights ``a_n``, their gradient ``dw_n`` and the softmax gradient ``ds_n`` (``(B*h, N, 9)`` each), from which
-PyTorch finishes the 3x3 key/value and small-parameter gradients (nine shifted views, as the PyTorch path).
-
-All arithmetic is float32 (fp16/bf16 inputs are converted on load); ``tl.dot`` runs in full float32 precision (no
-TF32), which Triton 2.1 (torch 2.1's) spells ``allow_tf32=False`` and Triton >= 3 ``input_precision='ieee'``
-(:func:`_dot`). The head dimension is padded to a power of two >= 16 inside the kernel (masked loads), so 24 works.
+All arithmetic is float32 (fp16/bf16 converted on load); ``tl.dot`` runs without TF32 (:func:`_dot`: Triton 2.1
+spells it ``allow_tf32=False``, Triton >= 3 ``input_precision='ieee'``). The head dimension is padded to a power
+of two >= 16 (masked loads), so 24 works.
 """
 import inspect
 
