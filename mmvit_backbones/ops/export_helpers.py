@@ -1,20 +1,9 @@
 """Export-friendly forms of size-dependent pieces of TransNeXt's pooled path (ONNX, dynamic H and W).
 
-Each function equals the eager operator it replaces up to float summation order, and is built only
-from ``arange``, integer arithmetic, comparisons and matrix products on the (possibly symbolic)
-sizes, so ``torch.export`` records it for every size and ONNX has an op for every step:
-
-* :func:`adaptive_avg_pool2d_matmul` — ``F.adaptive_avg_pool2d(x, (oh, ow))`` as ``P_h @ x @ P_w^T``
-  (ONNX has no adaptive pooling with a dynamic output size);
-* :func:`linear_taps_closed_form` — the two taps of ``F.interpolate(mode='linear',
-  align_corners=False)`` from PyTorch's source-index formula (``ops/log_cpb.linear_taps`` reads them
-  off the operator applied to an identity, then ``topk``);
-* :func:`weighted_gather` — ``F.embedding_bag(index, table, per_sample_weights=weight, mode='sum')``
-  as a gather and a weighted sum;
-* :func:`float32_region` — ``torch.autocast(enabled=False)``, as no context while exporting outside
-  autocast (an autocast sub-graph slows the ONNX conversion).
-
-TransNeXt uses them while an exporter records a graph (``is_exporting()``); eager code is unchanged.
+Each equals the eager operator it replaces up to float summation order and is built only from ``arange``,
+integer arithmetic, comparisons and matrix products on the (possibly symbolic) sizes, so ``torch.export``
+records it for every size and ONNX has an op for every step. TransNeXt uses them while an exporter records a
+graph (``is_exporting()``); eager code is unchanged.
 """
 import contextlib
 from typing import Tuple
@@ -27,10 +16,8 @@ from mmvit_backbones.utils.tracing import is_exporting
 
 def adaptive_pool_matrix(in_len: int, out_len: int, dtype: torch.dtype = torch.float32,
                          device=None) -> torch.Tensor:
-    """``(out_len, in_len)`` averaging matrix of 1-d adaptive average pooling.
-
-    Bin ``a`` covers ``[floor(a * in / out), ceil((a + 1) * in / out))``, as PyTorch's kernel.
-    """
+    """``(out_len, in_len)`` averaging matrix of 1-d adaptive average pooling: bin ``a`` covers
+    ``[floor(a * in / out), ceil((a + 1) * in / out))``, as in PyTorch's kernel."""
     a = torch.arange(out_len, device=device)
     start = (a * in_len) // out_len
     end = ((a + 1) * in_len + out_len - 1) // out_len
@@ -40,7 +27,8 @@ def adaptive_pool_matrix(in_len: int, out_len: int, dtype: torch.dtype = torch.f
 
 
 def adaptive_avg_pool2d_matmul(x_nchw: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
-    """``F.adaptive_avg_pool2d(x_nchw, output_size)`` as two matrix products (any, also symbolic, sizes)."""
+    """``F.adaptive_avg_pool2d(x_nchw, output_size)`` as ``P_h @ x @ P_w^T`` (any, also symbolic, sizes: ONNX has
+    no adaptive pooling to a dynamic output size)."""
     h, w = x_nchw.shape[-2:]
     p_h = adaptive_pool_matrix(h, output_size[0], x_nchw.dtype, x_nchw.device)  # (oh, H)
     p_w = adaptive_pool_matrix(w, output_size[1], x_nchw.dtype, x_nchw.device)  # (ow, W)
@@ -62,10 +50,8 @@ def linear_taps_closed_form(in_len: int, out_len: int, device=None) -> Tuple[tor
 
 
 def weighted_gather(index: torch.Tensor, table: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``sum_t weight[n, t] * table[index[n, t]]``: ``(N, T)`` index/weight, ``(U, D)`` table -> ``(N, D)``.
-
-    Equals ``F.embedding_bag(index, table, per_sample_weights=weight, mode='sum')``.
-    """
+    """``F.embedding_bag(index, table, per_sample_weights=weight, mode='sum')`` as a gather and a weighted sum:
+    ``sum_t weight[n, t] * table[index[n, t]]``, ``(N, T)`` index/weight, ``(U, D)`` table -> ``(N, D)``."""
     rows = table.index_select(0, index.reshape(-1).long()).view(*index.shape, table.shape[-1])
     return (rows * weight.to(table.dtype)[..., None]).sum(-2)
 

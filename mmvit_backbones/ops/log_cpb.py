@@ -1,25 +1,20 @@
 """Log-spaced continuous position bias (TransNeXt, Sec. 3.2; Swin-V2 Sec. 3.3) for dense inputs.
 
-The bias between a query at grid position ``(i, j)`` and a pooled key ``(a, b)`` is an MLP of the
-log-spaced offset ``(dh, dw)``, where ``dh`` depends only on ``(i, a)`` and ``dw`` only on ``(j, b)``.
-TransNeXt's dense code has two ways to get the bias at an input size:
-
-* ``'interpolate'`` (their default, and what their detection numbers use): evaluate the MLP on the
-  offsets of a fixed square ``img_size`` and resize the resulting *bias* bilinearly, first over the
-  key grid and then over the query grid, to the current sizes;
-* ``'extrapolate'``: evaluate the MLP on the offsets of the current sizes.
-
-Both are written here as the same three steps, which never build the ``(heads, queries, keys)``
-coordinate table the authors' code gathers and resizes:
+The bias between a query at grid position ``(i, j)`` and a pooled key ``(a, b)`` is an MLP of the log-spaced
+offset ``(dh, dw)``, where ``dh`` depends only on ``(i, a)`` and ``dw`` only on ``(j, b)``. TransNeXt's dense
+code gets the bias at an input size by ``'interpolate'`` (their default, used for their detection numbers: the
+MLP on the offsets of a fixed square ``img_size``, the resulting *bias* resized bilinearly over the key grid,
+then over the query grid) or ``'extrapolate'`` (the MLP on the offsets of the current sizes). Both are the same
+three steps here, which never build the ``(heads, queries, keys)`` coordinate table the authors' code gathers:
 
 1. the MLP runs on the outer product of the *unique* per-axis offsets (``U_h x U_w`` points);
-2. bilinear resizing is separable, and each axis pairs one query axis with one key axis, so each
-   output ``(i, a)`` is a weighted sum of at most four unique-offset rows (two taps over ``i``
-   times two over ``a``), and likewise ``(j, b)``;
+2. bilinear resizing is separable and each axis pairs one query axis with one key axis, so each output
+   ``(i, a)`` is a weighted sum of at most four unique-offset rows (two taps over ``i`` times two over ``a``),
+   and likewise ``(j, b)``;
 3. two ``embedding_bag`` calls apply those weighted sums along ``w`` and then ``h``.
 
-The tap weights come from ``F.interpolate`` itself (applied to an identity), so the resized bias
-equals the authors' up to float summation order. Everything that depends only on sizes is cached.
+The tap weights come from ``F.interpolate`` itself (applied to an identity), so the resized bias equals the
+authors' up to float summation order. Everything that depends only on sizes is cached.
 """
 import math
 from dataclasses import dataclass
@@ -55,17 +50,27 @@ def pooled_key_coords(query_len: int, key_len: int) -> torch.Tensor:
 
 
 def linear_taps(in_len: int, out_len: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Two-tap indices and weights of ``F.interpolate(mode='linear', align_corners=False)``.
-
-    Read off the operator itself (applied to an identity), so they are PyTorch's exact weights.
-    Returns ``(index, weight)`` of shape ``(out_len, 2)``.
-    """
+    """``(index, weight)``, each ``(out_len, 2)``, of ``F.interpolate(mode='linear', align_corners=False)``, read off
+    the operator itself (applied to an identity), so they are PyTorch's exact weights."""
     eye = torch.eye(in_len, dtype=torch.float32)[None]  # (1, C=in, L=in): column c is input sample c
     matrix = F.interpolate(eye, size=out_len, mode='linear', align_corners=False)[0]  # (in, out)
     weight, index = matrix.t().topk(min(2, in_len), dim=-1)  # (out, <=2)
     if in_len == 1:
         index, weight = index.expand(out_len, 2), torch.cat([weight, weight.new_zeros(out_len, 1)], -1)
     return index.contiguous(), weight.contiguous()
+
+
+def _log_spaced(offsets: torch.Tensor) -> torch.Tensor:
+    return torch.sign(offsets) * torch.log2(offsets.abs() + 1.0) / math.log2(8)
+
+
+def _resized_taps(values: torch.Tensor, inverse: torch.Tensor, q_taps, k_taps) -> AxisTaps:
+    """Taps of the offset table ``inverse`` ``(tq, tk)`` resized by the linear taps ``(index, weight)`` of its query
+    and key axes: output ``(q, k)`` reads ``inverse[qi, ki]`` with weight ``qw * kw`` (four taps)."""
+    (qi, qw), (ki, kw) = q_taps, k_taps  # (Q, 2), (K, 2)
+    index = inverse[qi[:, None, :, None], ki[None, :, None, :]]  # (Q, K, 2, 2)
+    weight = qw[:, None, :, None] * kw[None, :, None, :]
+    return AxisTaps(values, index.flatten(2).contiguous(), weight.flatten(2).contiguous())
 
 
 @lru_cache(maxsize=256)
@@ -80,25 +85,16 @@ def axis_taps(query_len: int, key_len: int, pretrain_len: int,
     offsets = (q[:, None] - k[None, :]) / (pretrain_len - 1) * 8  # (tq, tk), as in the paper's Eq. (8)
     values, inverse = torch.unique(offsets.reshape(-1), return_inverse=True)
     inverse = inverse.view(tq, tk)
-    values = torch.sign(values) * torch.log2(values.abs() + 1.0) / math.log2(8)
     if table_query_len is None:
-        return AxisTaps(values, inverse[..., None], torch.ones(tq, tk, 1))
-    qi, qw = linear_taps(tq, query_len)  # (Q, 2)
-    ki, kw = linear_taps(tk, key_len)  # (K, 2)
-    index = inverse[qi[:, None, :, None], ki[None, :, None, :]]  # (Q, K, 2, 2)
-    weight = qw[:, None, :, None] * kw[None, :, None, :]
-    return AxisTaps(values, index.flatten(2).contiguous(), weight.flatten(2).contiguous())
+        return AxisTaps(_log_spaced(values), inverse[..., None], torch.ones(tq, tk, 1))
+    return _resized_taps(_log_spaced(values), inverse, linear_taps(tq, query_len), linear_taps(tk, key_len))
 
 
 def traced_axis_taps(query_len, key_len, pretrain_len: int, table_query_len: int, table_key_len: int,
                      device=None) -> AxisTaps:
-    """:func:`axis_taps` in interpolation mode for export, where ``query_len``/``key_len`` are graph values.
-
-    The unique offsets and the inverse index depend only on the fixed table sizes: they are computed in
-    NumPy (the same float32 arithmetic as :func:`axis_taps`) and enter the graph as constants, so no
-    ``torch.unique`` is recorded; only the bilinear taps are built from the sizes
-    (:func:`~mmvit_backbones.ops.export_helpers.linear_taps_closed_form`).
-    """
+    """:func:`axis_taps` in interpolation mode for export, where ``query_len``/``key_len`` are graph values: the
+    unique offsets depend only on the fixed table sizes and are computed in NumPy (the same float32 arithmetic),
+    entering the graph as constants (no ``torch.unique``); only the bilinear taps are built from the sizes."""
     import numpy as np
     tq, tk = table_query_len, table_key_len
     a = np.arange(tk)
@@ -107,14 +103,10 @@ def traced_axis_taps(query_len, key_len, pretrain_len: int, table_query_len: int
     q = np.arange(tq, dtype=np.float32)
     offsets = (q[:, None] - k[None, :]) / np.float32(pretrain_len - 1) * np.float32(8)
     values, inverse = np.unique(offsets.reshape(-1), return_inverse=True)
-    values = torch.tensor(values, dtype=torch.float32, device=device)
-    values = torch.sign(values) * torch.log2(values.abs() + 1.0) / math.log2(8)
+    values = _log_spaced(torch.tensor(values, dtype=torch.float32, device=device))
     inverse = torch.tensor(inverse.reshape(tq, tk), dtype=torch.int64, device=device)
-    qi, qw = linear_taps_closed_form(tq, query_len, device)  # (Q, 2)
-    ki, kw = linear_taps_closed_form(tk, key_len, device)  # (K, 2)
-    index = inverse[qi[:, None, :, None], ki[None, :, None, :]]  # (Q, K, 2, 2)
-    weight = qw[:, None, :, None] * kw[None, :, None, :]
-    return AxisTaps(values, index.flatten(2), weight.flatten(2))
+    return _resized_taps(values, inverse, linear_taps_closed_form(tq, query_len, device),
+                         linear_taps_closed_form(tk, key_len, device))
 
 
 def drop_zero_taps(taps: AxisTaps) -> AxisTaps:
@@ -139,21 +131,22 @@ class BiasGeometry:
 
 def bias_geometry(query_size: Size, key_size: Size, pretrain_size: int, table_size: Optional[int],
                   sr_ratio: int, device: torch.device) -> BiasGeometry:
-    """Geometry of the bias for queries on ``query_size`` and pooled keys on ``key_size``.
-
-    ``table_size`` is the stage's query side at the authors' ``img_size`` (interpolation mode) or
-    ``None`` (extrapolation mode); ``pretrain_size`` is the stage's query side at pre-training.
-    """
-    if is_exporting():
-        return _traced_bias_geometry(query_size, key_size, pretrain_size, table_size, sr_ratio, device)
+    """Geometry of the bias for queries on ``query_size`` and pooled keys on ``key_size``. ``table_size`` is the
+    stage's query side at the authors' ``img_size`` (interpolation mode) or ``None`` (extrapolation mode);
+    ``pretrain_size`` is the stage's query side at pre-training."""
+    exporting = is_exporting()
+    if exporting and table_size is None:
+        raise NotImplementedError("TransNeXt with pos_bias_mode='extrapolate' does not export to ONNX (its bias "
+                                  "table has one row per unique offset of the input size, a data-dependent "
+                                  "count); expected pos_bias_mode='interpolate'")
+    table_key_len = None if table_size is None else table_size // sr_ratio
     taps = []
-    for axis in range(2):
+    for q_len, k_len in zip(query_size, key_size):
+        if exporting:
+            taps.append(traced_axis_taps(q_len, k_len, pretrain_size, table_size, table_key_len, device))
+            continue
         with host_constants():  # size-only offsets, built on the host once per size (torch.unique), then moved
-            if table_size is None:
-                t = axis_taps(query_size[axis], key_size[axis], pretrain_size)
-            else:
-                t = axis_taps(query_size[axis], key_size[axis], pretrain_size, table_size, table_size // sr_ratio)
-            t = drop_zero_taps(t)
+            t = drop_zero_taps(axis_taps(q_len, k_len, pretrain_size, table_size, table_key_len))
         # int32 indices take embedding_bag's fbgemm path on CPU (about 3.5x faster than int64)
         q, k, n_taps = t.index.shape
         offsets = torch.arange(0, q * k * n_taps, n_taps, dtype=torch.int32, device=device)  # cached with the rest
@@ -164,64 +157,45 @@ def bias_geometry(query_size: Size, key_size: Size, pretrain_size: int, table_si
     return BiasGeometry(tuple(query_size), tuple(key_size), taps[0], taps[1], table, table_key + (str(device), ))
 
 
-def _traced_bias_geometry(query_size, key_size, pretrain_size: int, table_size: Optional[int], sr_ratio: int,
-                          device: torch.device) -> BiasGeometry:
-    """:func:`bias_geometry` for export: sizes are graph values, no cache, no ``torch.unique``."""
-    if table_size is None:
-        raise NotImplementedError("TransNeXt with pos_bias_mode='extrapolate' does not export to ONNX (its bias "
-                                  "table has one row per unique offset of the input size, a data-dependent "
-                                  "count); expected pos_bias_mode='interpolate'")
-    taps = [traced_axis_taps(query_size[i], key_size[i], pretrain_size, table_size, table_size // sr_ratio, device)
-            for i in range(2)]
-    vh, vw = taps[0].values, taps[1].values
-    table = torch.stack(torch.meshgrid(vw, vh, indexing='ij')[::-1], dim=-1).reshape(-1, 2)  # (dh, dw)
-    return BiasGeometry(tuple(query_size), tuple(key_size), taps[0], taps[1], table,
-                        (pretrain_size, sr_ratio, table_size, str(device)))
+def _gather_taps(index: torch.Tensor, weight: torch.Tensor, table: torch.Tensor, offsets) -> torch.Tensor:
+    """``(Q*K, columns)``: ``sum_t weight[q, k, t] * table[index[q, k, t]]`` (``offsets``: bag starts, a prefix)."""
+    if is_exporting():  # no bag offsets of one size
+        return weighted_gather(index.flatten(0, 1), table, weight.flatten(0, 1))
+    return F.embedding_bag(index.reshape(-1), table, offsets[:index.shape[0] * index.shape[1]],
+                           per_sample_weights=weight.reshape(-1).to(table.dtype), mode='sum')
 
 
 class PoolBias:
-    """The bias of one attention layer for one input size, produced lazily by query-row blocks.
-
-    ``bias(r0, r1)`` returns the bias of query rows ``r0:r1`` as a ``(heads, R, W, kh, kw)`` view. It is
-    read from ``table_h`` (the MLP output already resized along ``w``: ``(U_h, heads * W * kw)``) with the
-    taps of the ``h`` axis: ``bias[:, i, :, a] = sum_t weight_h[i, a, t] * table_h[index_h[i, a, t]]``.
-    The attention kernels take ``table_h`` as their differentiable input (:meth:`rows` reads a block from
-    any table of that shape) and gather from it block by block, never holding the whole bias.
-    """
+    """The bias of one attention layer for one input size, produced lazily: ``bias(r0, r1)`` is the bias of query
+    rows ``r0:r1``, ``(heads, R, W, kh, kw)``, read from ``table_h`` (the MLP output resized along ``w``,
+    ``(U_h, heads * W * kw)``) with the ``h``-axis taps: ``sum_t weight_h[i, a, t] * table_h[index_h[i, a, t]]``.
+    The attention kernels take ``table_h`` as their differentiable input, never the whole bias."""
 
     def __init__(self, mlp_out: torch.Tensor, geometry: BiasGeometry) -> None:
         g = geometry
-        uw, uh = g.taps_w.values.numel(), g.taps_h.values.numel()
-        heads = mlp_out.shape[-1]
-        self.heads = heads
-        self.query_size, self.key_size = g.query_size, g.key_size
-        (_, w), (kh, kw) = g.query_size, g.key_size
+        uw, uh, heads = g.taps_w.values.numel(), g.taps_h.values.numel(), mlp_out.shape[-1]
+        (_, w), (_, kw) = g.query_size, g.key_size
         # step 2+3 along w: (W*kw, heads*U_h) = taps over the unique w offsets
         table_w = mlp_out.view(uw, uh, heads).transpose(1, 2).reshape(uw, heads * uh)
-        if is_exporting():  # export: a gather and a weighted sum (no bag offsets of one size)
-            along_w = weighted_gather(g.taps_w.index.flatten(0, 1), table_w, g.taps_w.weight.flatten(0, 1))
-        else:
-            along_w = F.embedding_bag(g.taps_w.index.view(-1), table_w, g.taps_w.offsets,
-                                      per_sample_weights=g.taps_w.weight.view(-1).to(table_w.dtype), mode='sum')
-        # rows indexed by u_h: (U_h, heads * W * kw)
-        self.table_h = along_w.view(w * kw, heads, uh).permute(2, 1, 0).reshape(uh, heads * w * kw)
-        self.index_h = g.taps_h.index  # (H, kh, T)
-        self.offsets_h = g.taps_h.offsets  # (H*kh,): a prefix serves any block of query rows
-        self.weight_h = g.taps_h.weight.to(table_w.dtype)
-        self.w, self.kh, self.kw = w, kh, kw
+        along_w = _gather_taps(g.taps_w.index, g.taps_w.weight, table_w, g.taps_w.offsets)
+        table_h = along_w.view(w * kw, heads, uh).permute(2, 1, 0).reshape(uh, heads * w * kw)  # rows: u_h
+        self._set(heads, g.query_size, g.key_size, table_h, g.taps_h.index, g.taps_h.weight.to(table_w.dtype),
+                  g.taps_h.offsets)
+
+    def _set(self, heads, query_size, key_size, table_h, index_h, weight_h, offsets_h) -> None:
+        self.heads, self.query_size, self.key_size = heads, query_size, key_size
+        self.w, (self.kh, self.kw) = query_size[1], key_size
+        self.table_h, self.index_h, self.weight_h = table_h, index_h, weight_h  # (U_h, heads*W*kw), (H, kh, T) x2
+        self.offsets_h = offsets_h  # (H*kh,): a prefix serves any block of query rows
 
     @classmethod
     def from_dense(cls, bias: torch.Tensor) -> 'PoolBias':
         """A bias given whole, ``(heads, H, W, kh, kw)``, as a :class:`PoolBias` (one tap per output:
         ``table_h`` row ``i * kh + a`` is query row ``i`` and key row ``a``); for tests and analysis."""
         heads, h, w, kh, kw = bias.shape
-        self = cls.__new__(cls)
-        self.heads, self.w, self.kh, self.kw = heads, w, kh, kw
-        self.query_size, self.key_size = (h, w), (kh, kw)
-        self.table_h = bias.permute(1, 3, 0, 2, 4).reshape(h * kh, heads * w * kw)
-        self.index_h = torch.arange(h * kh, dtype=torch.int32, device=bias.device).view(h, kh, 1)
-        self.offsets_h = torch.arange(h * kh, dtype=torch.int32, device=bias.device)
-        self.weight_h = torch.ones(h, kh, 1, dtype=bias.dtype, device=bias.device)
+        self, offsets = cls.__new__(cls), torch.arange(h * kh, dtype=torch.int32, device=bias.device)
+        self._set(heads, (h, w), (kh, kw), bias.permute(1, 3, 0, 2, 4).reshape(h * kh, heads * w * kw),
+                  offsets.view(h, kh, 1), torch.ones(h, kh, 1, dtype=bias.dtype, device=bias.device), offsets)
         return self
 
     def __call__(self, r0: int, r1: int) -> torch.Tensor:
@@ -230,16 +204,8 @@ class PoolBias:
     def rows(self, table_h: torch.Tensor, r0: int, r1: int) -> torch.Tensor:
         """The bias of query rows ``r0:r1`` read from ``table_h`` (``self.table_h`` or a tensor of its
         shape, e.g. a detached leaf in a backward pass): ``(heads, R, W, kh, kw)``."""
-        if is_exporting():
-            rows = weighted_gather(self.index_h[r0:r1].flatten(0, 1), table_h,
-                                   self.weight_h[r0:r1].flatten(0, 1))
-            rows = rows.view(r1 - r0, self.kh, self.heads, self.w, self.kw)
-            return rows.permute(2, 0, 3, 1, 4)
-        rows = F.embedding_bag(self.index_h[r0:r1].reshape(-1), table_h,
-                               self.offsets_h[:(r1 - r0) * self.kh],
-                               per_sample_weights=self.weight_h[r0:r1].reshape(-1).to(table_h.dtype), mode='sum')
-        rows = rows.view(r1 - r0, self.kh, self.heads, self.w, self.kw)
-        return rows.permute(2, 0, 3, 1, 4)  # (heads, R, W, kh, kw)
+        rows = _gather_taps(self.index_h[r0:r1], self.weight_h[r0:r1], table_h, self.offsets_h)
+        return rows.view(r1 - r0, self.kh, self.heads, self.w, self.kw).permute(2, 0, 3, 1, 4)
 
     def full(self) -> torch.Tensor:
         """The whole bias as ``(heads, H*W, kh*kw)`` (a copy; for reference paths and tests)."""
@@ -250,8 +216,9 @@ class PoolBias:
 MLP_ROWS_PER_CHUNK = 8192  # inference evaluates the MLP in chunks: its hidden layer is 512 wide
 
 
-def _mlp(fc1: nn.Linear, fc2: nn.Linear, table: torch.Tensor) -> torch.Tensor:
-    return fc2(F.relu(fc1(table)))
+def _mlp(table: torch.Tensor, w1, b1, w2, b2, chunk: int = MLP_ROWS_PER_CHUNK) -> torch.Tensor:
+    """``fc2(relu(fc1(table)))`` over chunks of ``chunk`` rows."""
+    return torch.cat([F.linear(F.relu(F.linear(rows, w1, b1)), w2, b2) for rows in table.split(chunk)])
 
 
 class ChunkedCpbMLP(torch.autograd.Function):
@@ -262,8 +229,7 @@ class ChunkedCpbMLP(torch.autograd.Function):
     @staticmethod
     def forward(ctx, table, w1, b1, w2, b2):
         ctx.save_for_backward(table, w1, b1, w2, b2)
-        return torch.cat([F.linear(F.relu(F.linear(rows, w1, b1)), w2, b2)
-                          for rows in table.split(MLP_ROWS_PER_CHUNK)])
+        return _mlp(table, w1, b1, w2, b2)
 
     @staticmethod
     @once_differentiable
@@ -281,19 +247,16 @@ class ChunkedCpbMLP(torch.autograd.Function):
 
 
 def evaluate_cpb(fc1: nn.Linear, fc2: nn.Linear, geometry: BiasGeometry) -> torch.Tensor:
-    """Run the bias MLP (``fc1 -> ReLU -> fc2``, the authors' ``cpb_fc1``/``cpb_fc2``) on the unique
-    offsets of ``geometry`` in float32 (also under autocast): ``(U_w * U_h, heads)``.
-
-    Both passes run in row chunks: with autograd the MLP is :class:`ChunkedCpbMLP` (under graph capture,
-    ``checkpoint``: the hidden layer is recomputed in the backward pass instead of stored).
-    """
+    """The bias MLP (``fc1 -> ReLU -> fc2``, the authors' ``cpb_fc1``/``cpb_fc2``) on the unique offsets of
+    ``geometry``, in float32 (also under autocast) and in row chunks (:class:`ChunkedCpbMLP`): ``(U_w * U_h,
+    heads)``."""
     with float32_region(fc1.weight.device.type):
         table = geometry.table.to(fc1.weight.dtype)
-        if torch.is_grad_enabled() and fc1.weight.requires_grad:
-            if is_capturing():
-                mlp_out = checkpoint(_mlp, fc1, fc2, table, use_reentrant=False)
-            else:
-                mlp_out = ChunkedCpbMLP.apply(table, fc1.weight, fc1.bias, fc2.weight, fc2.bias)
+        params = (fc1.weight, fc1.bias, fc2.weight, fc2.bias)
+        if not (torch.is_grad_enabled() and fc1.weight.requires_grad):
+            mlp_out = _mlp(table, *params)
+        elif is_capturing():  # one chunk, recomputed in the backward pass
+            mlp_out = checkpoint(_mlp, table, *params, len(table), use_reentrant=False)
         else:
-            mlp_out = torch.cat([_mlp(fc1, fc2, rows) for rows in table.split(MLP_ROWS_PER_CHUNK)])
+            mlp_out = ChunkedCpbMLP.apply(table, *params)
     return mlp_out.float()
