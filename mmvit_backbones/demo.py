@@ -136,9 +136,8 @@ def plot_curves(records: List[dict], metric: str, out_png: str, title: str) -> s
     val = [r for r in records if metric in r]
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
     ax.plot([r['step'] for r in train], [r['loss'] for r in train], color='tab:blue', label='train loss')
-    ax.set_xlabel('iteration')
+    ax.set(xlabel='iteration', yscale='log')
     ax.set_ylabel('train loss', color='tab:blue')
-    ax.set_yscale('log')
     if val:
         ax2 = ax.twinx()
         ax2.plot(_val_iterations(records, metric), [r[metric] for r in val], 'o-', color='tab:red', label=metric)

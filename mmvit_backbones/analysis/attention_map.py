@@ -90,8 +90,7 @@ def save_attention_png(result: Dict[str, object], image: Optional[np.ndarray], p
     if result['kind'] == 'channel':
         fig, ax = plt.subplots(figsize=(4.6, 4.0), dpi=dpi)
         im = ax.imshow(data, cmap='viridis')
-        ax.set_xlabel('key channel')
-        ax.set_ylabel('query channel')
+        ax.set(xlabel='key channel', ylabel='query channel')
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label='attention')
         ax.set_title(str(result['description']), fontsize=7)
     else:
@@ -112,8 +111,7 @@ def save_attention_png(result: Dict[str, object], image: Optional[np.ndarray], p
         axes[1].plot(qx, qy, marker='*', color='cyan', markersize=10)
         axes[1].set_title(str(result['description']), fontsize=7)
         for ax in axes:
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax.set(xticks=[], yticks=[])
         fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04, label='attention of the centre query')
     if title:
         fig.suptitle(title, fontsize=8)

@@ -36,9 +36,7 @@ def load_images(folder: Optional[str], num: int, size: int = 224, seed: int = 0)
         coarse = torch.rand(num, 3, size // 16, size // 16, generator=generator)
         images = F.interpolate(coarse, size=(size, size), mode='bicubic', align_corners=False)
         images = (images + 0.05 * torch.randn(images.shape, generator=generator)).clamp(0, 1)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (images - mean) / std
+    return (images - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
 
 def effective_receptive_field(model: nn.Module, images: torch.Tensor, stage: int) -> np.ndarray:
@@ -95,8 +93,7 @@ def save_erf_png(score: np.ndarray, path: str, title: str = '', dpi: int = 100) 
 
     fig, ax = plt.subplots(figsize=(4.2, 3.6), dpi=dpi)
     im = ax.imshow(erf_display(score), cmap='RdYlGn', vmin=0.0, vmax=1.0)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set(xticks=[], yticks=[])
     if title:
         ax.set_title(title, fontsize=7)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label='contribution (log scale, 3 decades)')
