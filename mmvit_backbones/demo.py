@@ -1,19 +1,15 @@
 """The embedded demo: a small deterministic dataset in COCO and ADE20K layout, so the main job runs with nothing
 downloaded, and what `make demo` reports about its runs (baselines, curves, where the files are).
 
-Each image is a plain grey background (random shade, faint gradient and noise) with 1-3 large non-overlapping
-shapes (circle, square, triangle), each filled with its class colour: easy on purpose, so that a small model
-trained for minutes on CPU reaches a high mAP and mIoU on the held-out split and the demo shows a model that has
-clearly learned. The same scenes are written twice:
+Each image is a grey background (random shade, faint gradient and noise) with 1-3 large non-overlapping shapes
+(circle, square, triangle) filled with their class colour: easy on purpose, so that a small model trained for
+minutes on CPU clearly learns. The same scenes are written as ``<root>/coco`` (``train2017/``, ``val2017/``,
+``annotations/instances_{train,val}2017.json``, polygon masks) and ``<root>/ade`` (``images/`` and
+``annotations/`` ``{training,validation}/``, ADE20K's convention read with ``reduce_zero_label=True``:
+0 = unlabeled, 1 = background, 2 = circle, 3 = square, 4 = triangle).
 
-* ``<root>/coco``: ``train2017/``, ``val2017/``, ``annotations/instances_{train,val}2017.json``
-  (polygon masks, ``iscrowd=0``), read by mmdet's ``CocoDataset``;
-* ``<root>/ade``: ``images/{training,validation}/*.jpg`` and ``annotations/{training,validation}/*.png``
-  with ADE20K's convention (0 = unlabeled, classes from 1; read with ``reduce_zero_label=True``):
-  1 = background, 2 = circle, 3 = square, 4 = triangle.
-
-Usage: ``python tools/make_demo_data.py data/demo`` (idempotent: same seed, same bytes);
-``python tools/demo_summary.py`` after the two trainings of `make demo`.
+Usage: ``python tools/make_demo_data.py data/demo`` (same seed, same bytes); ``python tools/demo_summary.py``
+after the two trainings of `make demo`.
 """
 import json
 import os
@@ -25,23 +21,18 @@ import numpy as np
 
 CLASSES = ('circle', 'square', 'triangle')
 SEG_CLASSES = ('background', ) + CLASSES
-PALETTE = [(120, 120, 120), (220, 60, 60), (60, 180, 75), (70, 110, 230)]
 BASE_COLOURS = {'circle': (230, 70, 60), 'square': (70, 190, 80), 'triangle': (70, 100, 235)}
+VERTICES = {'circle': (32, 0.0), 'square': (4, np.pi / 4), 'triangle': (3, -np.pi / 2)}  # (count, first angle)
 
 
 def _shape_polygon(kind: str, cx: float, cy: float, r: float, angle: float) -> np.ndarray:
-    if kind == 'circle':
-        t = np.linspace(0, 2 * np.pi, 32, endpoint=False)
-    elif kind == 'square':
-        t = np.linspace(0, 2 * np.pi, 4, endpoint=False) + np.pi / 4
-    else:
-        t = np.linspace(0, 2 * np.pi, 3, endpoint=False) - np.pi / 2
-    t = t + angle
+    count, start = VERTICES[kind]
+    t = np.linspace(0, 2 * np.pi, count, endpoint=False) + start + angle
     return np.stack([cx + r * np.cos(t), cy + r * np.sin(t)], axis=1).astype(np.float32)
 
 
 def _render_scene(rng: np.random.Generator, size: int) -> Tuple[np.ndarray, List[dict], np.ndarray]:
-    """Returns (BGR image uint8, instances, ADE label map uint8): one scene as the module docstring says."""
+    """Returns (BGR image uint8, COCO annotations without ids, ADE label map uint8): one scene."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     base = rng.uniform(150, 200) + rng.uniform(-8, 8, size=3)
     grad = rng.uniform(-0.1, 0.1, size=(2, 1))
@@ -64,9 +55,8 @@ def _render_scene(rng: np.random.Generator, size: int) -> Tuple[np.ndarray, List
         colour = np.clip(np.array(BASE_COLOURS[kind]) + rng.normal(0, 10, 3), 0, 255)
         img[mask > 0] = colour + rng.normal(0, 4, (int(mask.sum()), 3))
         label[mask > 0] = 2 + CLASSES.index(kind)
-        ys, xs = np.nonzero(mask)
-        x1, y1, x2, y2 = float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
-        instances.append(dict(category=kind, bbox=[x1, y1, x2 - x1, y2 - y1], area=float(mask.sum()),
+        instances.append(dict(category_id=CLASSES.index(kind) + 1,
+                              bbox=[float(v) for v in cv2.boundingRect(mask)], area=float(mask.sum()),
                               segmentation=[np.clip(poly, 0, size - 1).reshape(-1).round(2).tolist()]))
     rgb = np.clip(img, 0, 255).astype(np.uint8)
     return rgb[..., ::-1].copy(), instances, label
@@ -90,9 +80,7 @@ def make_demo_data(root: str, num_train: int = 192, num_val: int = 48, size: int
             cv2.imwrite(osp.join(ade_root, 'annotations', ade_dir, name + '.png'), label)
             images.append(dict(id=i + 1, file_name=name + '.jpg', height=size, width=size))
             for inst in instances:
-                annotations.append(dict(id=len(annotations) + 1, image_id=i + 1, iscrowd=0,
-                                        category_id=CLASSES.index(inst['category']) + 1, bbox=inst['bbox'],
-                                        area=inst['area'], segmentation=inst['segmentation']))
+                annotations.append(dict(id=len(annotations) + 1, image_id=i + 1, iscrowd=0, **inst))
         coco = dict(images=images, annotations=annotations,
                     categories=[dict(id=i + 1, name=n, supercategory='shape') for i, n in enumerate(CLASSES)])
         with open(osp.join(coco_root, 'annotations', f'instances_{coco_dir}.json'), 'w') as f:
@@ -100,18 +88,11 @@ def make_demo_data(root: str, num_train: int = 192, num_val: int = 48, size: int
     return dict(coco=coco_root, ade=ade_root)
 
 
-def demo_data_ready(root: str) -> bool:
-    return (osp.isfile(osp.join(root, 'coco', 'annotations', 'instances_val2017.json'))
-            and osp.isdir(osp.join(root, 'ade', 'annotations', 'validation')))
-
-
 # ------------------------------------------------------------------------------------- results of a demo run
 def all_background_miou(ade_root: str, split: str = 'validation') -> float:
-    """mIoU (in %) of a segmentor that predicts ``background`` everywhere, on the ADE-layout labels of ``split``.
-
-    Computed as mmseg's ``IoUMetric`` would: background IoU is its pixel share, every other class that
-    occurs scores 0, classes that never occur are left out of the mean.
-    """
+    """mIoU (in %) of a segmentor that predicts ``background`` everywhere, on the ADE-layout labels of ``split``, as
+    mmseg's ``IoUMetric`` computes it: background IoU is its pixel share, every other class that occurs scores 0,
+    classes that never occur are left out of the mean."""
     label_dir = osp.join(ade_root, 'annotations', split)
     names = sorted(n for n in os.listdir(label_dir) if n.endswith('.png'))
     if not names:
@@ -155,9 +136,8 @@ def plot_curves(records: List[dict], metric: str, out_png: str, title: str) -> s
     val = [r for r in records if metric in r]
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
     ax.plot([r['step'] for r in train], [r['loss'] for r in train], color='tab:blue', label='train loss')
-    ax.set_xlabel('iteration')
+    ax.set(xlabel='iteration', yscale='log')
     ax.set_ylabel('train loss', color='tab:blue')
-    ax.set_yscale('log')
     if val:
         ax2 = ax.twinx()
         ax2.plot(_val_iterations(records, metric), [r[metric] for r in val], 'o-', color='tab:red', label=metric)

@@ -4,7 +4,7 @@ The tools parse their arguments before importing this module (``--help`` stays f
 ``--cfg-options`` strings are turned into a dict here, with mmengine's own ``DictAction`` rules.
 """
 import argparse
-import os
+import importlib
 import os.path as osp
 from contextlib import contextmanager
 from copy import deepcopy
@@ -14,9 +14,10 @@ import torch
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper
-from mmengine.registry import OPTIM_WRAPPERS
+from mmengine.registry import OPTIM_WRAPPERS, RUNNERS
 
 from . import compat
+from .engine import MMViTRunner
 
 SCOPES = ('mmdet', 'mmseg')
 VISUALIZATION_HOOKS = {'mmdet': 'DetVisualizationHook', 'mmseg': 'SegVisualizationHook'}
@@ -37,11 +38,7 @@ def setup_scope(cfg: Config) -> str:
     if scope not in SCOPES:
         raise ValueError(f"config default_scope is {scope!r}; expected one of {SCOPES} (set default_scope='mmdet' "
                          f"for detection configs or 'mmseg' for segmentation configs)")
-    if scope == 'mmdet':
-        from mmdet.utils import register_all_modules
-    else:
-        from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
+    importlib.import_module(f'{scope}.utils').register_all_modules(init_default_scope=True)
     return scope
 
 
@@ -78,13 +75,9 @@ def enable_amp(cfg: Config) -> None:
 
 @OPTIM_WRAPPERS.register_module()
 class CPUAmpOptimWrapper(OptimWrapper):
-    """``AmpOptimWrapper`` on a machine without a GPU: the forward runs under ``torch.autocast('cpu',
-    dtype=torch.bfloat16)``, the backward and the optimizer step as ``OptimWrapper``'s.
-
-    mmengine 0.10.7's ``AmpOptimWrapper`` asserts a CUDA/NPU/MLU/MUSA device in its constructor, although
-    its ``autocast`` supports the CPU (bfloat16 only). bfloat16 has float32's exponent range, so no loss
-    scaling is needed (a GradScaler would disable itself without CUDA anyway).
-    """
+    """``AmpOptimWrapper`` without a GPU (mmengine 0.10.7's asserts a CUDA/NPU/MLU/MUSA device): the forward
+    runs under ``torch.autocast('cpu', dtype=torch.bfloat16)``; bfloat16 has float32's exponent range, so no loss
+    scaling is needed (a GradScaler would disable itself without CUDA anyway)."""
 
     def __init__(self, dtype=None, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -142,16 +135,10 @@ def check_datasets(cfg: Config, splits=('train_dataloader', 'val_dataloader', 't
 
 def setup_test_outputs(cfg: Config, scope: str, out: Optional[str] = None, show_dir: Optional[str] = None,
                        tta: bool = False) -> None:
-    """``tools/test.py --out/--show-dir/--tta``, with mmdet's and mmseg's ``tools/test.py`` semantics.
-
-    * ``--show-dir D``: the config's visualization hook draws every test image (``draw=True``); mmdet's
-      ``DetVisualizationHook`` writes them to ``WORK_DIR/TIMESTAMP/D`` (``test_out_dir``), mmseg's
-      visualizer to ``D/vis_data/vis_image`` (``save_dir``; every batch, not every 50th);
-    * ``--tta``: the config's ``tta_model`` wraps the model and ``tta_pipeline`` replaces the test
-      pipeline; a config without them is refused (no silent default);
-    * ``--out``: mmseg with a directory keeps the predicted label maps there (``IoUMetric`` ``output_dir``);
-      ``.pkl`` files are added by :func:`add_dump_metric` after the runner is built.
-    """
+    """``tools/test.py --out/--show-dir/--tta`` with mmdet's and mmseg's ``tools/test.py`` semantics: ``--show-dir``
+    draws every test image (mmdet: under ``WORK_DIR/TIMESTAMP/D``; mmseg: ``D/vis_data/vis_image``); ``--tta``
+    wraps the model in the config's ``tta_model`` with its ``tta_pipeline`` (refused without them); ``--out DIR``
+    keeps mmseg's label maps (``.pkl`` dumps are added by :func:`add_dump_metric` once the runner is built)."""
     if show_dir:
         if not cfg.get('visualizer'):
             raise ValueError(f"--show-dir needs a visualizer in the config (mmdet::_base_/default_runtime.py's "
@@ -198,13 +185,4 @@ def add_dump_metric(runner, scope: str, out: Optional[str]) -> None:
 
 def build_runner(cfg: Config):
     """The config's ``runner_type`` if it names one, else :class:`~mmvit_backbones.engine.MMViTRunner`."""
-    from mmengine.registry import RUNNERS
-
-    from .engine import MMViTRunner
-    if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return MMViTRunner.from_cfg(cfg)
-
-
-def local_rank() -> int:
-    return int(os.environ.get('LOCAL_RANK', 0))
+    return RUNNERS.build(cfg) if 'runner_type' in cfg else MMViTRunner.from_cfg(cfg)

@@ -1,13 +1,11 @@
-"""Attention maps of one block: where the centre query looks (TransNeXt Fig. 7/8 style), or XCiT's
-channel (cross-covariance) attention.
+"""Attention maps of one block: where the centre query looks (TransNeXt Fig. 7/8 style), or XCiT's channel
+(cross-covariance) attention.
 
-Nothing in the models changes. A forward pre-hook on the chosen block (the backbone's
-``stage_blocks(stage)[block]``) records its inputs; while that block runs, :func:`record_sdpa` replaces
-``F.scaled_dot_product_attention`` by the same math written out (``softmax(q k^T * scale + mask) v``),
-which keeps the probabilities. The block's ``attention_map(inputs, probs)`` maps them back to positions
-of the stage's map (windows and groups are partitioned as the block partitions its tokens) or, for an
-attention that is not an SDPA call (TransNeXt's aggregated attention, XCiT's cross-covariance
-attention), recomputes it from the recorded inputs with the block's own layers.
+Nothing in the models changes: hooks on the block (``model.stage_blocks(stage)[block]``) record its inputs, and
+while it runs :func:`record_sdpa` writes ``F.scaled_dot_product_attention`` out (``softmax(q k^T * scale + mask) v``)
+to keep the probabilities. The block's ``attention_map(inputs, probs)`` maps them back to positions of the stage's
+map or, for an attention that is not an SDPA call (TransNeXt's aggregated, XCiT's cross-covariance attention),
+recomputes it from the recorded inputs with the block's own layers.
 """
 import contextlib
 from typing import Dict, List, Optional
@@ -51,14 +49,10 @@ def record_sdpa():
 
 
 def attention_map(model: nn.Module, image: torch.Tensor, stage: int, block: int) -> Dict[str, object]:
-    """The attention of block ``block`` of stage ``stage`` on ``image`` ``(1, 3, H, W)``.
-
-    Returns ``kind='spatial'`` with ``map`` ``(h, w)`` (the centre query's head-averaged attention
-    over the stage's map, summing to 1 over the keys it sees), ``query`` ``(row, col)`` and
-    ``description``; or ``kind='channel'`` with ``map`` ``(C, C)`` (XCiT: block-diagonal over heads).
-    The block (``model.stage_blocks(stage)[block]``) maps the recorded probabilities to the map with its
-    ``attention_map(inputs, probs)``.
-    """
+    """The attention of block ``block`` of stage ``stage`` on ``image`` ``(1, 3, H, W)``: ``kind='spatial'`` with
+    ``map`` ``(h, w)`` (the centre query's head-averaged attention over the stage's map, summing to 1 over the keys
+    it sees), ``query`` ``(row, col)`` and ``description``; or ``kind='channel'`` with ``map`` ``(C, C)`` (XCiT:
+    block-diagonal over heads)."""
     if image.dim() != 4 or image.shape[0] != 1:
         raise ValueError(f'attention_map expects one image (1, C, H, W), got {tuple(image.shape)}')
     model.eval()
@@ -96,8 +90,7 @@ def save_attention_png(result: Dict[str, object], image: Optional[np.ndarray], p
     if result['kind'] == 'channel':
         fig, ax = plt.subplots(figsize=(4.6, 4.0), dpi=dpi)
         im = ax.imshow(data, cmap='viridis')
-        ax.set_xlabel('key channel')
-        ax.set_ylabel('query channel')
+        ax.set(xlabel='key channel', ylabel='query channel')
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label='attention')
         ax.set_title(str(result['description']), fontsize=7)
     else:
@@ -118,8 +111,7 @@ def save_attention_png(result: Dict[str, object], image: Optional[np.ndarray], p
         axes[1].plot(qx, qy, marker='*', color='cyan', markersize=10)
         axes[1].set_title(str(result['description']), fontsize=7)
         for ax in axes:
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax.set(xticks=[], yticks=[])
         fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04, label='attention of the centre query')
     if title:
         fig.suptitle(title, fontsize=8)

@@ -1,11 +1,9 @@
 """Effective receptive field (ERF) of a backbone stage, as in RepLKNet (Ding et al., CVPR 2022, Sec. 4.2).
 
-For each image, the gradient of the centre pixel of a stage's output (summed over channels) with
-respect to the input image; its absolute value summed over the input channels is the contribution
-of every input pixel. The maps are averaged over images and shown log-scaled in [0, 1] (as RepLKNet's
-``visualize_erf.py``, but relative to the maximum, so that the picture does not depend on the
-gradients' absolute scale: three decades below the maximum map to 0), where a wider bright area
-means a larger ERF.
+The contribution of every input pixel is the absolute gradient of the centre pixel of a stage's output (summed
+over channels) with respect to the image, summed over the input channels and averaged over images. It is shown
+log-scaled in [0, 1] as RepLKNet's ``visualize_erf.py`` does, but relative to the maximum so that the picture does
+not depend on the gradients' scale (three decades below the maximum map to 0): a wider bright area, a larger ERF.
 """
 import glob
 import os.path as osp
@@ -36,18 +34,14 @@ def load_images(folder: Optional[str], num: int, size: int = 224, seed: int = 0)
     else:
         generator = torch.Generator().manual_seed(seed)
         coarse = torch.rand(num, 3, size // 16, size // 16, generator=generator)
-        images = torch.nn.functional.interpolate(coarse, size=(size, size), mode='bicubic', align_corners=False)
+        images = F.interpolate(coarse, size=(size, size), mode='bicubic', align_corners=False)
         images = (images + 0.05 * torch.randn(images.shape, generator=generator)).clamp(0, 1)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (images - mean) / std
+    return (images - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
 
 def effective_receptive_field(model: nn.Module, images: torch.Tensor, stage: int) -> np.ndarray:
-    """Mean over ``images`` of ``sum_c |d relu(out[stage][:, :, h/2, w/2]).sum() / d image|``: ``(H, W)``.
-
-    ``stage`` indexes the model's outputs (``out_indices`` order). The model runs in eval mode.
-    """
+    """Mean over ``images`` of ``sum_c |d relu(out[stage][:, :, h/2, w/2]).sum() / d image|``: ``(H, W)``, with
+    ``stage`` indexing the model's outputs (``out_indices`` order), in eval mode."""
     model.eval()
     total = None
     for image in images:
@@ -99,8 +93,7 @@ def save_erf_png(score: np.ndarray, path: str, title: str = '', dpi: int = 100) 
 
     fig, ax = plt.subplots(figsize=(4.2, 3.6), dpi=dpi)
     im = ax.imshow(erf_display(score), cmap='RdYlGn', vmin=0.0, vmax=1.0)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set(xticks=[], yticks=[])
     if title:
         ax.set_title(title, fontsize=7)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label='contribution (log scale, 3 decades)')

@@ -1,27 +1,19 @@
 """FLOPs of backbones and whole models through :class:`mmengine.analysis.FlopAnalyzer`.
 
-"FLOPs" here are multiply-accumulates (MACs), the unit the papers of all five families call "GFLOPs".
-The analyzer traces the model with ``torch.jit`` and counts each aten op with a handle; this module
-only adds handles for what mmengine does not count and defines the counting *rules*:
+"FLOPs" here are multiply-accumulates (MACs), the unit the papers of all five families call "GFLOPs". The
+analyzer traces the model with ``torch.jit`` and counts each aten op with a handle; this module adds handles for
+what mmengine does not count and defines the counting *rules*:
 
-``'all'``
-    Every multiply-accumulate of attention is counted: mmengine's default handles (which already
-    count ``matmul``/``bmm``/``einsum``, so explicit ``q @ k^T`` and ``attn @ v`` are in), plus
-    ``scaled_dot_product_attention`` (not counted by mmengine or fvcore), and TransNeXt's
-    aggregated attention is traced through its reference path so that its 3x3 local logits and
-    values are matmuls rather than uncounted element-wise products.
-    This is also what fvcore (and mmengine/mmpretrain) report on the authors' code, which writes
-    attention as explicit matmuls.
-``'mmcv1'``
-    mmcv 1.x ``get_model_complexity_info`` (what ``get_flops.py`` of mmdet 2.x / mmseg 0.x ran): a
-    ptflops-style module counter. Convolutions (with their bias), linears, norms (x2 when affine),
-    ReLU-type activations, pooling and upsampling are counted; no matmul, bmm, einsum or attention.
-``'mmcv1+attn'``
-    mmcv 1.x plus the attention matmuls added back (CrossFormer's detection ``get_flops.py`` adds the
-    ``flops()`` its backbone computes for the attention that mmcv skips).
+* ``'all'``: every MAC of attention: mmengine's defaults (explicit ``q @ k^T`` and ``attn @ v`` matmuls) plus
+  ``scaled_dot_product_attention`` (counted by neither mmengine nor fvcore), with the backbones on their counting
+  paths (TransNeXt's 3x3 local logits and values as matmuls). What fvcore reports on the authors' code.
+* ``'mmcv1'``: mmcv 1.x ``get_model_complexity_info`` (``get_flops.py`` of mmdet 2.x / mmseg 0.x), a ptflops-style
+  module counter: convolutions (with bias), linears, norms (x2 when affine), ReLU-type activations, pooling and
+  upsampling; no matmul, bmm, einsum or attention.
+* ``'mmcv1+attn'``: mmcv 1.x plus the attention matmuls (CrossFormer's detection ``get_flops.py`` adds the
+  ``flops()`` its backbone computes for them).
 
-Which rule each family's authors used is in :data:`AUTHORS_RULES` (see docs/flops.md for the
-evidence and the published figures each rule reproduces).
+:data:`AUTHORS_RULES` names each family's rule (docs/flops.md: the evidence and the figures each reproduces).
 """
 import contextlib
 import inspect
@@ -33,7 +25,9 @@ import numpy as np
 import torch
 from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.complexity_analysis import _DEFAULT_SUPPORTED_FLOP_OPS
-from mmengine.analysis.jit_handles import get_shape, prod
+from mmengine.analysis.jit_handles import einsum_flop_jit, get_shape, prod
+from mmengine.registry import MODELS
+from mmengine.structures import InstanceData
 from torch import nn
 
 RULES = ('all', 'mmcv1', 'mmcv1+attn')
@@ -48,17 +42,12 @@ AUTHORS_RULES: Dict[str, Dict[str, str]] = {
     'transnext': dict(classification='all', dense='all'),
 }
 
-ATTENTION_OPS = ('aten::scaled_dot_product_attention', 'aten::matmul', 'aten::bmm', 'aten::einsum')
-
 
 # ----------------------------------------------------------------------------------- handles
 def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> Counter:
-    """``scaled_dot_product_attention(q, k, v)``: ``q @ k^T`` plus ``attn @ v``.
-
-    With q ``(..., L, E)``, k ``(..., S, E)``, v ``(..., S, Ev)``: ``prod(...) * L * S * (E + Ev)``
-    MACs (the softmax, scale and mask are element-wise and not counted, as for explicit matmuls).
-    Broadcast batch dimensions count at their broadcast size.
-    """
+    """``scaled_dot_product_attention(q, k, v)``: ``q @ k^T`` plus ``attn @ v``. With q ``(..., L, E)``, k ``(..., S,
+    E)``, v ``(..., S, Ev)``: ``prod(...) * L * S * (E + Ev)`` MACs, batch dimensions at their broadcast size (the
+    softmax, scale and mask are element-wise and not counted, as for explicit matmuls)."""
     q, k, v = (get_shape(t) for t in inputs[:3])
     if q is None or k is None or v is None:
         raise ValueError(f'scaled_dot_product_attention: q, k, v shapes must be known, got {q}, {k}, {v}')
@@ -74,15 +63,20 @@ def _matmul_as_attention(inputs: List[Any], outputs: List[Any]) -> Counter:
 
 
 def _einsum_as_attention(inputs: List[Any], outputs: List[Any]) -> Counter:
-    from mmengine.analysis.jit_handles import einsum_flop_jit
     return Counter({'attention': einsum_flop_jit(inputs, outputs)})
 
 
-def _numel(scale: float, index: int = 0, of_output: bool = False):
-    def handle(inputs: List[Any], outputs: List[Any]) -> int:
-        shape = get_shape(outputs[0] if of_output else inputs[index])
-        return int(scale * prod(shape))
-    return handle
+ATTENTION_HANDLES = {
+    'aten::scaled_dot_product_attention': sdpa_flop_jit,
+    'aten::matmul': _matmul_as_attention,
+    'aten::bmm': _matmul_as_attention,
+    'aten::einsum': _einsum_as_attention,
+}
+
+
+def _numel(of_output: bool):
+    """One per element of the output (activations, upsampling) or of the input (pooling), as mmcv 1.x."""
+    return lambda inputs, outputs: prod(get_shape(outputs[0] if of_output else inputs[0]))
 
 
 def _mmcv1_conv(inputs: List[Any], outputs: List[Any]) -> Counter:
@@ -101,47 +95,31 @@ def _mmcv1_conv(inputs: List[Any], outputs: List[Any]) -> Counter:
 
 
 def _mmcv1_norm(affine_index: int):
-    def handle(inputs: List[Any], outputs: List[Any]) -> int:
-        affine = get_shape(inputs[affine_index]) is not None
-        return prod(get_shape(inputs[0])) * (2 if affine else 1)
-    return handle
+    """mmcv 1.x norms: one per element, two with an affine transform."""
+    return lambda inputs, outputs: prod(get_shape(inputs[0])) * (
+        2 if get_shape(inputs[affine_index]) is not None else 1)
 
 
 def rule_handles(rule: str) -> Dict[str, Optional[Any]]:
     """Op handles that ``rule`` puts on top of mmengine's defaults (``None``: the op is not counted)."""
     if rule not in RULES:
         raise ValueError(f'FLOPs rule {rule!r} is not one of {RULES}')
-    attention = {
-        'aten::scaled_dot_product_attention': sdpa_flop_jit,
-        'aten::matmul': _matmul_as_attention,
-        'aten::bmm': _matmul_as_attention,
-        'aten::einsum': _einsum_as_attention,
-    }
     if rule == 'all':
-        return attention
-    handles: Dict[str, Optional[Any]] = {op: None for op in ATTENTION_OPS}
-    if rule == 'mmcv1+attn':
-        handles.update(attention)
+        return dict(ATTENTION_HANDLES)
+    handles = dict(ATTENTION_HANDLES) if rule == 'mmcv1+attn' else dict.fromkeys(ATTENTION_HANDLES)
     handles.update({
         'aten::_convolution': _mmcv1_conv,
         'aten::batch_norm': _mmcv1_norm(1),
         'aten::layer_norm': _mmcv1_norm(2),
         'aten::group_norm': _mmcv1_norm(2),
         'aten::instance_norm': _mmcv1_norm(1),
-        'aten::relu': _numel(1, of_output=True),
-        'aten::relu_': _numel(1, of_output=True),
-        'aten::leaky_relu': _numel(1, of_output=True),
-        'aten::elu': _numel(1, of_output=True),
-        'aten::prelu': _numel(1, of_output=True),
-        'aten::hardtanh': _numel(1, of_output=True),  # ReLU6
-        'aten::max_pool2d': _numel(1),
-        'aten::avg_pool2d': _numel(1),
-        'aten::adaptive_avg_pool2d': _numel(1),
-        'aten::adaptive_max_pool2d': _numel(1),
-        'aten::upsample_nearest2d': _numel(1, of_output=True),
-        'aten::upsample_bilinear2d': _numel(1, of_output=True),
         'aten::grid_sampler': None,
     })
+    handles.update(dict.fromkeys(('aten::relu', 'aten::relu_', 'aten::leaky_relu', 'aten::elu', 'aten::prelu',
+                                  'aten::hardtanh',  # ReLU6
+                                  'aten::upsample_nearest2d', 'aten::upsample_bilinear2d'), _numel(of_output=True)))
+    handles.update(dict.fromkeys(('aten::max_pool2d', 'aten::avg_pool2d', 'aten::adaptive_avg_pool2d',
+                                  'aten::adaptive_max_pool2d'), _numel(of_output=False)))
     return handles
 
 
@@ -172,21 +150,17 @@ class FlopCount:
 
 
 def count_flops(model: nn.Module, inputs: Union[torch.Tensor, Tuple[Any, ...]], rule: str = 'all') -> FlopCount:
-    """Count the MACs of ``model(*inputs)`` under ``rule`` (one of :data:`RULES`).
-
-    The model is traced in eval mode under ``torch.no_grad()``; its training flag is restored.
-    """
+    """Count the MACs of ``model(*inputs)`` under ``rule`` (one of :data:`RULES`), traced in eval mode under
+    ``torch.no_grad()`` (the training flag is restored)."""
     inputs = (inputs, ) if isinstance(inputs, torch.Tensor) else tuple(inputs)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), traceable_attention(model):
-            analyzer = FlopAnalyzer(model, inputs)
             handles = dict(_DEFAULT_SUPPORTED_FLOP_OPS, **rule_handles(rule))
-            analyzer.clear_op_handles().set_op_handle(**{op: h for op, h in handles.items() if h is not None})
-            analyzer.unsupported_ops_warnings(False)
-            analyzer.uncalled_modules_warnings(False)
-            analyzer.tracer_warnings('none')
+            analyzer = FlopAnalyzer(model, inputs).clear_op_handles().set_op_handle(
+                **{op: h for op, h in handles.items() if h is not None})
+            analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings('none')
             total = analyzer.total()
             by_operator = dict(analyzer.by_operator())
             by_module = dict(analyzer.by_module())
@@ -197,15 +171,11 @@ def count_flops(model: nn.Module, inputs: Union[torch.Tensor, Tuple[Any, ...]], 
 
 # --------------------------------------------------------------------------- whole models
 class DenseModelForward(nn.Module):
-    """The dummy forward the mmdet 2.x / mmseg 0.x ``get_flops.py`` counted, on an mmdet 3 / mmseg 1 model.
-
-    * two-stage detectors: backbone, neck, RPN head, then the RoI head on 1000 proposals: box heads on
-      all of them, mask heads on the first 100 (cascade: every stage, as mmdet 2.x ``forward_dummy``);
-    * other detectors and segmentors: ``model(inputs, data_samples, mode='tensor')`` (mmseg: decode head
-      only, no auxiliary head, as mmseg's ``forward_dummy``).
-
-    The wrapped model is the child ``model``, so per-module counts read ``model.backbone`` etc.
-    """
+    """The dummy forward the mmdet 2.x / mmseg 0.x ``get_flops.py`` counted, on an mmdet 3 / mmseg 1 model: two-stage
+    detectors run backbone, neck, RPN head, then the RoI head's box heads on 1000 proposals and mask heads on the
+    first 100 (cascade: every stage, as mmdet 2.x ``forward_dummy``); other detectors and segmentors
+    ``model(inputs, data_samples, mode='tensor')`` (mmseg: decode head only, as its ``forward_dummy``). The wrapped
+    model is the child ``model``, so per-module counts read ``model.backbone`` etc."""
 
     num_proposals = 1000
 
@@ -217,17 +187,13 @@ class DenseModelForward(nn.Module):
         h, w = (int(s) for s in inputs.shape[-2:])  # plain ints (torch 2.1 traces sizes as tensors)
         meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w), batch_input_shape=(h, w),
                     scale_factor=(1.0, 1.0))
-        try:
-            from mmdet.structures import DetDataSample
-            sample_cls = DetDataSample
-        except ImportError:  # a segmentor only needs the meta
-            from mmengine.structures import BaseDataElement as sample_cls
         if type(self.model).__module__.startswith('mmseg'):
             from mmseg.structures import SegDataSample as sample_cls
+        else:
+            from mmdet.structures import DetDataSample as sample_cls
         return [sample_cls(metainfo=meta) for _ in range(inputs.shape[0])]
 
     def proposals(self, inputs: torch.Tensor) -> list:
-        from mmengine.structures import InstanceData
         h, w = (int(s) for s in inputs.shape[-2:])  # plain ints (torch 2.1 traces sizes as tensors)
         rng = np.random.RandomState(0)  # NumPy: torch 2.1's tracer refuses a torch.Generator argument
         xy = rng.rand(self.num_proposals, 2) * np.array([w * 0.75, h * 0.75])
@@ -271,7 +237,6 @@ class DenseModelForward(nn.Module):
 def imagenet_settings(backbone_type: str, arch: str) -> dict:
     """Constructor arguments giving the registered ``backbone_type`` its ImageNet geometry (the backbone's
     ``classification_settings``)."""
-    from mmengine.registry import MODELS
     return dict(MODELS.get(backbone_type).classification_settings(arch))
 
 

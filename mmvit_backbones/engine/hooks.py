@@ -1,9 +1,7 @@
 """Exact resume: the random-number states travel with the checkpoint (docs/reliability.md).
 
-mmengine 0.10.7 resumes the model, optimizer, schedulers, message hub, the seed, and the data order
-(``IterBasedTrainLoop`` replays the sampler by fetching the ``iter`` batches already trained;
-epoch loops reseed the sampler per epoch). It does not resume the global random-number generators
-that dropout, drop-path and random augmentations draw from, so a resumed run is a different run.
+mmengine 0.10.7 resumes the model, optimizer, schedulers, message hub, seed and data order, but not the global
+generators that dropout, drop-path and random augmentations draw from, so a resumed run is a different run.
 :class:`RNGStateHook` closes that gap.
 """
 import random
@@ -27,8 +25,10 @@ def _raw_rng_state() -> tuple:
     return torch.get_rng_state(), np.random.get_state(legacy=False), random.getstate(), cuda
 
 
-def _bytes(state: torch.Tensor) -> bytes:
-    return state.cpu().numpy().tobytes()
+def _cpu(value):
+    """A tensor (format 1 holds its states as tensors, which a ``map_location`` may have moved to the GPU) as a
+    CPU NumPy array; anything else as it is."""
+    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
 
 
 def _plain_rng_state(raw: tuple) -> dict:
@@ -38,90 +38,58 @@ def _plain_rng_state(raw: tuple) -> dict:
     if np_state['bit_generator'] != 'MT19937':  # pragma: no cover - np.random's global is always MT19937
         raise RuntimeError(f"RNGStateHook: unexpected numpy bit generator {np_state['bit_generator']!r}")
     state = dict(
-        torch=_bytes(torch_state),
+        torch=_cpu(torch_state).tobytes(),
         numpy=dict(key=np_state['state']['key'].astype(np.uint32).tobytes(), pos=int(np_state['state']['pos']),
                    has_gauss=int(np_state['has_gauss']), gauss=float(np_state['gauss'])),
         python=dict(version=int(version), words=[int(w) for w in py_words],
                     gauss=None if gauss is None else float(gauss)))
     if cuda is not None:
-        state['cuda'] = _bytes(cuda)
+        state['cuda'] = _cpu(cuda).tobytes()
     return state
 
 
 def capture_rng_state() -> dict:
-    """This process's generator states as bytes and ints only (loadable with ``weights_only=True``):
-    torch CPU (and the current CUDA device's where CUDA is initialised), NumPy's global ``MT19937``
-    and Python's ``random``."""
+    """This process's generator states as bytes and ints only (loadable with ``weights_only=True``): torch CPU
+    (and the current CUDA device's where CUDA is initialised), NumPy's global ``MT19937`` and Python's ``random``."""
     return _plain_rng_state(_raw_rng_state())
 
 
 def _byte_tensor(value) -> torch.Tensor:
-    """A generator state as the CPU ``uint8`` tensor torch wants: from bytes (format 2) or from a tensor on any
-    device (format 1 checkpoints, which mmengine's ``map_location`` may have put on the GPU)."""
-    if isinstance(value, (bytes, bytearray)):
-        return torch.frombuffer(bytearray(value), dtype=torch.uint8)
-    return value.detach().to('cpu', torch.uint8)
-
-
-def _ints(value) -> List[int]:
-    return value.cpu().tolist() if isinstance(value, torch.Tensor) else [int(v) for v in value]
+    """A generator state as the CPU ``uint8`` tensor torch wants, from bytes (format 2) or a tensor (format 1)."""
+    return torch.frombuffer(bytearray(_cpu(value)), dtype=torch.uint8)
 
 
 def restore_rng_state(state: dict) -> None:
     """Inverse of :func:`capture_rng_state`; also reads format-1 states (tensors, on any device)."""
     torch.set_rng_state(_byte_tensor(state['torch']))
     np_state = state['numpy']
-    key = np_state['key']
-    key = (np.frombuffer(key, dtype=np.uint32).copy() if isinstance(key, (bytes, bytearray))
-           else np.asarray(_ints(key), dtype=np.int64).astype(np.uint32))
+    key = _cpu(np_state['key'])  # format 1: int64 values; format 2: uint32 bytes
+    key = np.frombuffer(key, dtype=np.uint32).copy() if isinstance(key, (bytes, bytearray)) else key.astype(np.uint32)
     np.random.set_state(('MT19937', key, int(np_state['pos']), int(np_state['has_gauss']), float(np_state['gauss'])))
     py = state['python']
-    random.setstate((int(py['version']), tuple(_ints(py['words'])), py['gauss']))
+    random.setstate((int(py['version']), tuple(int(w) for w in _cpu(py['words'])), py['gauss']))
     if 'cuda' in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(_byte_tensor(state['cuda']))
 
 
-class _RestoreAfterSkip:
-    """Wraps ``IterBasedTrainLoop.dataloader_iterator``: on resume the loop first fetches the ``skip``
-    batches already trained (replaying the sampler, and drawing random augmentations in the main
-    process); the generator states are restored after those, right before the first new batch."""
-
-    def __init__(self, loop, skip: int, restore) -> None:
-        self.loop, self.iterator, self.skip, self.restore = loop, loop.dataloader_iterator, skip, restore
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        if self.skip == 0:
-            self.restore()
-            self.loop.dataloader_iterator = self.iterator  # done: unwrap
-            return next(self.iterator)
-        self.skip -= 1
-        return next(self.iterator)
-
-    def __getattr__(self, name):  # only called for names not set in __init__
-        if name == 'iterator':
-            raise AttributeError(name)
-        return getattr(self.iterator, name)
+def _restore_after_skip(loop, iterator, skip: int, restore):
+    """Stands in for ``IterBasedTrainLoop.dataloader_iterator``: on resume the loop first fetches the ``skip``
+    batches already trained (replaying the sampler, and drawing random augmentations in the main process); the
+    generator states are restored after those, right before the first new batch."""
+    for _ in range(skip):
+        yield next(iterator)
+    restore()
+    loop.dataloader_iterator = iterator  # done: unwrap
+    yield next(iterator)
 
 
 @HOOKS.register_module()
 class RNGStateHook(Hook):
-    """Save every rank's random-number states in each checkpoint and restore them on ``--resume``.
-
-    The states are those right after the last trained iteration (or epoch), taken before
-    :class:`~mmengine.hooks.CheckpointHook` saves, under the checkpoint key ``'rng_states'`` as
-    bytes and ints (no tensor a ``map_location`` could move), so ``torch.load(..., weights_only=True)`` reads them
-    on any device. On resume each rank gets
-    its own states back right before its first new batch is fetched, so the resumed run draws the
-    same dropout masks, drop-path decisions and augmentations as the uninterrupted one.
-    Validation runs between ``before_val`` and ``after_val`` with the training states put back
-    afterwards, so the training stream does not depend on whether (or how often) it validates.
-
-    On by default for every config of this package (``configs/_base_/custom_imports.py``)::
-
-        custom_hooks = [dict(type='RNGStateHook')]
+    """Save every rank's random-number states (right after the last trained iteration or epoch) in each checkpoint
+    under ``'rng_states'`` and give each rank its own back on ``--resume`` right before its first new batch, so the
+    resumed run draws the same dropout masks, drop-path decisions and augmentations as the uninterrupted one.
+    Validation puts the training states back afterwards, so the training stream does not depend on whether (or how
+    often) it validates. On for every config of this package (``configs/_base_/custom_imports.py``).
     """
 
     priority = 'LOW'  # after the optimizer step and logging, before CheckpointHook ('VERY_LOW')
@@ -139,13 +107,10 @@ class RNGStateHook(Hook):
     def _save_due(self, runner, by_epoch: bool) -> bool:
         """Whether a CheckpointHook saves at this iteration/epoch (only needed to gather ranks)."""
         for hook in self._checkpoint_hooks(runner):
-            if hook.by_epoch != by_epoch:
-                continue
-            if by_epoch and (hook.every_n_epochs(runner, hook.interval, hook.save_begin)
-                             or (hook.save_last and hook.is_last_train_epoch(runner))):
-                return True
-            if not by_epoch and (hook.every_n_train_iters(runner, hook.interval, hook.save_begin)
-                                 or (hook.save_last and hook.is_last_train_iter(runner))):
+            every, last = ((hook.every_n_epochs, hook.is_last_train_epoch) if by_epoch else
+                           (hook.every_n_train_iters, hook.is_last_train_iter))
+            if hook.by_epoch == by_epoch and (every(runner, hook.interval, hook.save_begin)
+                                              or (hook.save_last and last(runner))):
                 return True
         return False
 
@@ -178,16 +143,13 @@ class RNGStateHook(Hook):
 
     # ----------------------------------------------------------------------------------- resuming
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        saved = checkpoint.get(CHECKPOINT_KEY)
-        meta = checkpoint.get('meta', {})
+        saved, meta = checkpoint.get(CHECKPOINT_KEY), checkpoint.get('meta', {})
         self._pending = None
-        if saved is None:
-            return
-        if saved.get('version') not in READABLE_VERSIONS:
+        if saved is not None and saved.get('version') not in READABLE_VERSIONS:
             print_log(f"RNGStateHook: checkpoint random states have format {saved.get('version')!r}, expected "
                       f'one of {READABLE_VERSIONS}; not restored', logger='current', level=30)
-            return
-        self._pending = dict(saved, iter=meta.get('iter'), epoch=meta.get('epoch'))
+        elif saved is not None:
+            self._pending = dict(saved, iter=meta.get('iter'), epoch=meta.get('epoch'))
 
     def _resuming(self, runner) -> bool:
         """A checkpoint is loaded and the loop continues from its position (``--resume``, not ``load_from``)."""
@@ -212,7 +174,8 @@ class RNGStateHook(Hook):
             return
         loop = runner.train_loop
         if hasattr(loop, 'dataloader_iterator'):  # IterBasedTrainLoop: restore after its data skip
-            loop.dataloader_iterator = _RestoreAfterSkip(loop, runner.iter, self._restore_pending)
+            loop.dataloader_iterator = _restore_after_skip(loop, loop.dataloader_iterator, runner.iter,
+                                                           self._restore_pending)
         else:
             self._restore_pending()
 

@@ -1,14 +1,10 @@
 """``MMViTRunner``: mmengine's ``Runner`` whose ``load_checkpoint`` reads the authors' whole models.
 
-``tools/train.py`` and ``tools/test.py`` use it (a config may also choose it with
-``runner_type='MMViTRunner'``). ``load_from=`` / the test checkpoint / ``--resume`` then go through
-:mod:`mmvit_backbones.checkpoint`: any location mmengine reads (URLs cached by torch hub), weights-only
-unpickling, the backbone's key conversion and family check, and a load report in the log.
-
-Strictness: with ``allow_partial_load=False`` (the default; ``tools/test.py`` unless
-``--allow-partial``) a checkpoint that leaves model tensors unloaded or of another shape raises,
-listing them. ``tools/train.py`` sets ``allow_partial_load=True`` for ``load_from`` unless the config
-says otherwise (fine-tuning to other classes changes the classifier's shape).
+``tools/train.py`` and ``tools/test.py`` use it (or a config's ``runner_type='MMViTRunner'``): ``load_from=``, the
+test checkpoint and ``--resume`` go through :mod:`mmvit_backbones.checkpoint` (any location mmengine reads,
+weights-only unpickling, the backbone's key conversion and family check, a load report in the log). Unless the
+config sets ``allow_partial_load=True`` (``tools/train.py`` does by default, for new heads), a checkpoint that
+leaves model tensors unloaded or of another shape raises, listing them.
 """
 from typing import Callable, Union
 
