@@ -1,9 +1,7 @@
 """mmvit-backbones: GCViT, Twins, CrossFormer, XCiT and TransNeXt as OpenMMLab 2.x backbones.
 
-Importing the package registers every backbone in MMEngine's root ``MODELS`` registry, so
-``custom_imports=dict(imports=['mmvit_backbones'])`` makes them visible from both
-``default_scope='mmdet'`` and ``default_scope='mmseg'``. Outside OpenMMLab,
-``create_backbone('transnext-tiny', pretrained=PATH_OR_URL)`` returns the plain ``nn.Module``.
+Importing the package registers every backbone in MMEngine's root ``MODELS`` registry (visible from both
+``default_scope='mmdet'`` and ``'mmseg'``); outside OpenMMLab, ``create_backbone('transnext-tiny')`` builds one.
 """
 from . import compat
 from .version import __version__
