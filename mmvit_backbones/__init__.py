@@ -14,7 +14,5 @@ from . import engine  # noqa: E402,F401  (registers RNGStateHook)
 from .api import create_backbone, list_backbones  # noqa: E402
 from .models import CrossFormer, GCViT, TransNeXt, TwinsPCPVT, TwinsSVT, XCiT  # noqa: E402
 
-__all__ = [
-    '__version__', 'create_backbone', 'list_backbones', 'GCViT', 'TwinsPCPVT', 'TwinsSVT', 'CrossFormer', 'XCiT',
-    'TransNeXt'
-]
+__all__ = ['__version__', 'create_backbone', 'list_backbones', 'GCViT', 'TwinsPCPVT', 'TwinsSVT', 'CrossFormer', 'XCiT',
+           'TransNeXt']

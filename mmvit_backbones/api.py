@@ -29,17 +29,6 @@ def list_backbones(pretrained: bool = False) -> List[str]:
     return [name for name in names if name in known and known[name].url]
 
 
-def _release_location(name: str, cls: Type[PyramidBackbone], arch) -> str:
-    """``pretrained=True``: ``'mmvit://<name>'`` of the arch's default release, or an error saying why not."""
-    from .checkpoint.zoo import direct_url, get_release
-    if NAME_PREFIXES.get(cls.name_prefix) is not cls or not isinstance(arch, str):
-        raise ValueError(f'create_backbone({name!r}, pretrained=True): a custom arch has no default release; '
-                         f'give a checkpoint path or URL')
-    release = get_release(f'{cls.name_prefix}-{arch}')
-    direct_url(release)  # no direct download: say where to get the file, before building anything
-    return release.location
-
-
 def parse_backbone_name(name: str) -> Tuple[Type[PyramidBackbone], Union[str, dict]]:
     """The one parser of backbone names: ``'twins-svt-base'`` or ``'TwinsSVT:base'`` (``TYPE:ARCH``, the registered
     type and an arch name or a JSON arch dict) -> ``(TwinsSVT, 'base')``; an unknown name raises, listing the valid
@@ -49,8 +38,7 @@ def parse_backbone_name(name: str) -> Tuple[Type[PyramidBackbone], Union[str, di
     if ':' in name:
         return _parse_type_arch(name)
     key = name.strip().lower()
-    for prefix in sorted(NAME_PREFIXES, key=len, reverse=True):  # 'twins-svt' before any shorter prefix
-        cls = NAME_PREFIXES[prefix]
+    for prefix, cls in sorted(NAME_PREFIXES.items(), key=lambda item: -len(item[0])):  # longest prefix first
         arch = key[len(prefix) + 1:]
         if key.startswith(prefix + '-') and arch in cls.arch_zoo:
             return cls, arch
@@ -87,8 +75,14 @@ def create_backbone(name: str, pretrained: Union[str, bool, None] = None, **kwar
     if 'arch' in kwargs:
         raise TypeError(f'create_backbone({name!r}) takes the arch from the name ({arch!r}), got arch='
                         f'{kwargs["arch"]!r} too; build {cls.__name__}(arch=...) directly for a custom arch')
-    if pretrained is True:
-        pretrained = _release_location(name, cls, arch)
+    if pretrained is True:  # the arch's default release, 'mmvit://<name>'
+        from .checkpoint.zoo import direct_url, get_release
+        if NAME_PREFIXES.get(cls.name_prefix) is not cls or not isinstance(arch, str):
+            raise ValueError(f'create_backbone({name!r}, pretrained=True): a custom arch has no default release; '
+                             f'give a checkpoint path or URL')
+        release = get_release(f'{cls.name_prefix}-{arch}')
+        direct_url(release)  # no direct download: say where to get the file, before building anything
+        pretrained = release.location
     if pretrained is not None and pretrained is not False:
         if not isinstance(pretrained, str):
             raise TypeError(f'create_backbone: pretrained must be a checkpoint path or URL (str), True (the '
@@ -108,8 +102,7 @@ def create_backbone(name: str, pretrained: Union[str, bool, None] = None, **kwar
 
 
 def _skip_init_info_dump(record: logging.LogRecord) -> bool:
-    """Drop the line per parameter that mmengine's ``BaseModule.init_weights`` logs to the console when no
-    log file is open (a runner writes it to its log file); the load report still shows."""
+    """Drop the line per parameter ``BaseModule.init_weights`` logs when no log file is open (a runner's has it)."""
     return record.funcName != '_dump_init_info'
 
 

@@ -1,14 +1,9 @@
-"""Named shims for the supported stacks (torch 2.1 to 2.13, numpy 1.x/2.x, mmengine 0.10), nothing else:
+"""Named shims for the supported stacks (torch 2.1 to 2.13, numpy 1.x/2.x, mmengine 0.10), nothing else.
 
-* Floor torch 2.1 (the mmcv 2.1.0 wheels' torch; numpy 1.x below torch 2.3): every newer torch API is reached
-  through a function here with a fallback, and a feature that needs a newer torch raises :func:`require_torch`.
-* ``torch.load`` defaults to ``weights_only=True`` since torch 2.6, but mmengine 0.10.7 calls it without
-  ``weights_only`` on checkpoints that hold plain-data objects (``HistoryBuffer``, NumPy arrays and scalars; the
-  authors' checkpoints an ``argparse.Namespace``), so ``load_from``/``--resume`` fail. Weights-only loading stays
-  on and exactly those classes are allowlisted (:func:`allow_mmengine_checkpoint_globals`); code is refused.
-* mmengine's DDP wrapper assumes CUDA (:func:`cpu_distributed_overrides`), its config lookup warns about
-  ``pkg_resources`` (:func:`silence_pkg_resources_warning`) and resolves ``pkg::`` configs only for OpenMMLab's
-  packages, at the wrong place for PEP 660 editable installs (:func:`register_mim_configs`).
+Floor torch 2.1 (the mmcv 2.1.0 wheels' torch): every newer torch API is reached through a function here with a
+fallback; a feature that needs a newer torch raises :func:`require_torch`. torch >= 2.6 loads weights-only by
+default, and mmengine 0.10.7's checkpoints hold plain-data objects (``HistoryBuffer``, NumPy scalars; the authors'
+an ``argparse.Namespace``): exactly those are allowlisted (:func:`allow_mmengine_checkpoint_globals`).
 """
 import argparse
 import collections
@@ -43,7 +38,6 @@ def require_torch(version: Tuple[int, int], feature: str) -> None:
                            f'else works)')
 
 
-# ----------------------------------------------------------------------------------- graph capture
 def is_compiling() -> bool:
     """``torch.compiler.is_compiling()`` (torch >= 2.3); ``torch._dynamo.is_compiling()`` before."""
     fn = getattr(torch.compiler, 'is_compiling', None)
@@ -57,7 +51,6 @@ def is_exporting() -> bool:
     return getattr(torch.compiler, 'is_exporting', lambda: False)()
 
 
-# ----------------------------------------------------------------------------------------- autocast
 def autocast_available(device_type: str) -> bool:
     """Whether ``torch.autocast(device_type)`` exists for this device type (not for ``meta``)."""
     fn = getattr(torch.amp, 'is_autocast_available', None)  # torch >= 2.4; below, the types torch 2.1 accepts
@@ -79,9 +72,7 @@ def autocast_enabled(device_type: str) -> bool:
 
 def autocast_disabled(device_type: str):
     """A context with autocast off for ``device_type`` (a float32 region); none where autocast is unknown (meta)."""
-    if not autocast_available(device_type):
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device_type, enabled=False)
+    return torch.autocast(device_type, enabled=False) if autocast_available(device_type) else contextlib.nullcontext()
 
 
 def _numpy_globals() -> list:
@@ -92,9 +83,8 @@ def _numpy_globals() -> list:
 
 
 def _history_buffer_getattr(obj, name: str):
-    """Stand-in for ``builtins.getattr`` in weights-only unpickling: ``HistoryBuffer._statistics_methods`` pickles
-    as ``getattr(HistoryBuffer, 'mean')``; the real ``getattr`` would give the unpickler any attribute, this one
-    only the public methods ``HistoryBuffer`` itself defines."""
+    """``builtins.getattr`` for weights-only unpickling (``HistoryBuffer._statistics_methods`` pickles as
+    ``getattr(HistoryBuffer, 'mean')``), limited to the public methods ``HistoryBuffer`` itself defines."""
     from mmengine.logging.history_buffer import HistoryBuffer
     if obj is HistoryBuffer and not name.startswith('_') and callable(vars(HistoryBuffer).get(name)):
         return getattr(HistoryBuffer, name)
@@ -141,8 +131,7 @@ def _latin1_bytes(text: str, encoding: str) -> bytes:
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    """Weights-only unpickling for torch < 2.4: globals only from torch's rebuild set and the allowlist
-    (the "restricting globals" pattern of Python's pickle documentation)."""
+    """Weights-only unpickling for torch < 2.4: globals from torch's rebuild set and the allowlist only."""
     allowed: dict = {}  # set by load_weights_only
 
     def find_class(self, module: str, name: str):
@@ -160,9 +149,8 @@ _RESTRICTED_PICKLE = types.SimpleNamespace(Unpickler=_RestrictedUnpickler, load=
 
 
 def load_weights_only(f, map_location=None):
-    """``torch.load(f, weights_only=True)`` with the allowlist of :func:`allow_mmengine_checkpoint_globals`; torch
-    < 2.4 (whose weights-only unpickler refuses NumPy and ``Namespace`` outright) through :class:`_RestrictedUnpickler`.
-    Any other global raises ``pickle.UnpicklingError`` on every supported torch."""
+    """``torch.load(f, weights_only=True)`` with the allowlist (torch < 2.4, whose weights-only unpickler refuses
+    NumPy and ``Namespace``: through :class:`_RestrictedUnpickler`); any other global raises ``UnpicklingError``."""
     allow_mmengine_checkpoint_globals()
     if hasattr(torch.serialization, 'add_safe_globals'):
         return torch.load(f, map_location=map_location, weights_only=True)
@@ -179,12 +167,9 @@ def install() -> None:
 
 def register_mim_configs() -> None:
     """Make ``_base_ = ['mmvit_backbones::<family>/<config>.py']`` resolve after a plain or editable install:
-    mmengine 0.10.7 finds ``pkg::`` configs in ``<package>/.mim/configs`` (where setup.py puts ours) but (1) only
-    for the packages of its ``MODULE2PACKAGE`` table, (2) in ``<distribution location>/<name>``, site-packages for
-    a PEP 660 editable install, and (3) tags the base's dicts with ``_scope_='mmvit_backbones'``, a registry scope
-    that does not exist (the backbones live in the root registry). So the table gets our entry, the directory is
-    the imported package's and our bases are read with no scope. Takes effect once ``mmvit_backbones`` is imported.
-    """
+    mmengine 0.10.7 finds ``pkg::`` configs in ``<package>/.mim/configs`` only for the packages of its
+    ``MODULE2PACKAGE`` table, in ``<distribution location>/<name>`` (site-packages for a PEP 660 editable install),
+    and tags them with the package's scope, which does not exist (the backbones live in the root registry)."""
     import mmengine.utils as mmengine_utils
     from mmengine.config import config as config_module
     from mmengine.config import utils as config_utils
@@ -217,22 +202,19 @@ def register_mim_configs() -> None:
 
 
 def silence_pkg_resources_warning() -> None:
-    """mmengine imports ``pkg_resources`` (deprecated in setuptools >= 80) to find ``mmdet::`` configs: the
-    warning fires on every config load and says nothing actionable (the pinned setuptools < 81 ships it)."""
+    """mmengine imports ``pkg_resources`` (deprecated in setuptools >= 80): a warning on every config load."""
     import warnings
     warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
 
 
 def cpu_distributed_overrides(cfg) -> None:
-    """Make mmengine's DDP wrapper work for CPU processes (``torchrun`` without GPUs): mmengine 0.10.7 passes
-    ``device_ids=[LOCAL_RANK]``, defaults to NCCL and calls ``torch.cuda.set_device``. Without CUDA the gloo
-    process group is started here (torchrun's env:// variables) and DDP gets ``device_ids=None``."""
+    """Make mmengine's DDP wrapper work without CUDA (``torchrun`` on CPUs): mmengine 0.10.7 passes
+    ``device_ids=[LOCAL_RANK]``, defaults to NCCL and calls ``torch.cuda.set_device``."""
     if torch.cuda.is_available():
         return
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
     if cfg.get('launcher') == 'pytorch' and not torch.distributed.is_initialized():
-        # mmengine's init_dist calls torch.cuda.set_device(LOCAL_RANK), which fails without CUDA; a process
-        # group that already exists is reused by the Runner (it only initialises when none is there).
+        # mmengine's init_dist would call torch.cuda.set_device; the Runner reuses a process group that exists
         torch.distributed.init_process_group(backend='gloo')
     wrapper = dict(cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel'), device_ids=None)
     wrapper.setdefault('broadcast_buffers', False)

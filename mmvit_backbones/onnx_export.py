@@ -1,12 +1,9 @@
-"""ONNX export of a backbone with dynamic batch, height and width, and an onnxruntime parity check.
+"""ONNX export with dynamic batch, height and width (``pip install "mmvit_backbones[export]"``), and a parity check.
 
-Two exporters, chosen per backbone (``onnx_exporter``; ``exporter=`` overrides): ``'dynamo'`` (:func:`capture`,
-then ``torch.onnx.export`` keeps the size arithmetic of padding, windows and pyramids in the graph; a Python branch
-on a size fails the export, see ``utils/tracing.py``) and ``'torchscript'`` (traces once; it freezes the sizes of
-maps ONNX shape inference cannot follow, after a padding of dynamic amount in Twins and XCiT). The graph computes
-the backbone's function for sides in ``[export_min_input_size, max_side]`` (below it a family such as CrossFormer
-takes another branch), states that range in its metadata (``mmvit.min_input_size``, ``mmvit.max_input_size``) and
-refuses other sizes. Needs ``pip install "mmvit_backbones[export]"`` (``onnx``, ``onnxscript``, ``onnxruntime``).
+Exporters, per backbone (``onnx_exporter``): ``'dynamo'`` (:func:`capture`, then ``torch.onnx.export``: the graph
+keeps the size arithmetic; a Python branch on a size fails the export) or ``'torchscript'`` (traces once; it freezes
+the sizes of maps ONNX shape inference cannot follow, as after Twins' and XCiT's paddings). The graph serves sides in
+``[export_min_input_size, max_side]``, states them in its metadata and refuses other sizes.
 """
 import os.path as osp
 import warnings
@@ -97,7 +94,6 @@ def export_onnx(model: nn.Module, path: str, shape: Optional[Size] = None, batch
         _require('onnxscript')
     if batch < 2:
         raise ValueError(f'export batch {batch}: the example batch must be >= 2 so that the batch stays dynamic')
-    # a family whose graph changes below some size (CrossFormer's small-map grouping) says so
     min_side = model.export_min_input_size
     shape = tuple(shape) if shape is not None else default_export_shape(model)
     example_min = model.export_example_min_size
@@ -106,12 +102,11 @@ def export_onnx(model: nn.Module, path: str, shape: Optional[Size] = None, batch
                                                    f'{example_min} gives a stage map of one window, which '
                                                    f'torch.export would fix)')
         raise ValueError(f'export shape {shape} out of range; expected sides in [{example_min}, {max_side}]{why}')
-    model = model.eval()
     x = torch.randn(batch, model.in_channels, *shape)
     dims = {0: torch.export.Dim('batch', min=1, max=1024), 2: torch.export.Dim('height', min=min_side, max=max_side),
             3: torch.export.Dim('width', min=min_side, max=max_side)}
     names = [f'feat{i}' for i in model.out_indices]  # the stage index in the name
-    guarded = SizeGuard(model, min_side, max_side).eval()
+    guarded = SizeGuard(model, min_side, max_side).eval()  # the backbone too
     with torch.no_grad():
         if exporter == 'dynamo':
             torch.onnx.export(capture(guarded, x, dims), (x, ), path, input_names=['input'], output_names=names,

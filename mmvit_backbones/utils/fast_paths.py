@@ -1,10 +1,7 @@
-"""Where the faster paths of the backbones may run, decided in one place:
-
-* :func:`use_reference`: the one switch to the readable reference path of every operator (as timm's
-  ``fused_attn``): ``MMVIT_REFERENCE=1`` in the environment or ``with reference_paths():``. The tests compare both.
-* :func:`cpu_fast_path` gates the CPU-only tricks (oneDNN fused linears, space-to-depth convolutions, chunk loops
-  sized for CPU caches): on CUDA, ``meta`` and under graph capture the whole-tensor path runs.
-"""
+"""Where the faster paths run, decided in one place. :func:`use_reference` is the one switch to every operator's
+readable reference path (as timm's ``fused_attn``): ``MMVIT_REFERENCE=1`` or ``with reference_paths():``.
+:func:`cpu_fast_path` gates the CPU-only tricks (oneDNN fused linears, space-to-depth convolutions, chunk loops):
+on CUDA, ``meta`` and under graph capture the whole-tensor path runs."""
 import contextlib
 import os
 from typing import Iterator, Tuple
@@ -37,8 +34,7 @@ def cpu_fast_path(x: torch.Tensor) -> bool:
 
 
 def chunked_inference(x: torch.Tensor, length: int, chunk: int) -> bool:
-    """Whether a per-item computation over ``length`` items of ``x`` runs in chunks of ``chunk`` items (the same
-    values with far less peak memory): CPU inference (no autograd), eager, more than one chunk."""
+    """Whether ``length`` items of ``x`` are computed in chunks (less peak memory): eager CPU inference, > 1 chunk."""
     return length > chunk and not torch.is_grad_enabled() and cpu_fast_path(x)
 
 

@@ -19,8 +19,7 @@ def is_tracing() -> bool:
 
 
 def is_exporting() -> bool:
-    """True while an ONNX exporter or ``torch.export`` records a graph for other sizes; False under plain
-    TorchScript tracing (FLOP counting), which records one size and may keep the eager operators."""
+    """True while an ONNX exporter or ``torch.export`` records a graph for all sizes (not TorchScript tracing)."""
     return torch.onnx.is_in_onnx_export() or compat.is_exporting()
 
 
@@ -31,9 +30,8 @@ def is_capturing() -> bool:
 
 @contextlib.contextmanager
 def host_constants():
-    """Marks the computation of size-only constants on the host, such as TransNeXt's log-CPB offsets
-    (``torch.unique`` would synchronise a GPU and cannot run on ``meta``); ``tests/test_devices.py`` allows
-    host tensors only inside this block."""
+    """Marks size-only constants computed on the host (TransNeXt's log-CPB offsets: ``torch.unique`` would
+    synchronise a GPU); ``tests/test_devices.py`` allows host tensors only inside this block."""
     depth = getattr(_HOST, 'depth', 0)
     _HOST.depth = depth + 1
     try:

@@ -74,8 +74,7 @@ class _FinishBuild(ABCMeta):
 
 @contextlib.contextmanager
 def keep_batchnorm_statistics(module: nn.Module) -> Iterator[None]:
-    """Leave the running statistics of ``module``'s training BatchNorms as they were before the block:
-    the recomputation of a checkpointed forward must not count the batch a second time."""
+    """Undo the block's updates of training BatchNorm statistics: a checkpointed recomputation counts no batch."""
     buffers = [b for m in module.modules() if isinstance(m, _BatchNorm) and m.training and m.track_running_stats
                for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None]
     saved = [b.clone() for b in buffers]
@@ -91,14 +90,10 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
     """Base class of the multi-stage backbones: ``forward`` (input check, stem, the stages up to the last output,
     output norms, NCHW layout), freezing, ``norm_eval``, ``with_cp``, the declared outputs and ``init_cfg``.
 
-    Args:
-        arch: a key of ``arch_zoo`` or a dict with at least ``arch_required_keys``.
-        frozen_stages: ``-1`` freezes nothing, ``0`` the stem, ``k >= 1`` also what computes the outputs of
-            stages ``0..k-1``: ``requires_grad=False`` from the build on, eval mode through ``train()``.
-        norm_eval: keep BatchNorm layers in eval mode (frozen running stats) during training.
-        with_cp: gradient checkpointing per block (non-reentrant, safe under DDP).
-        init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads checkpoints with key conversion.
-        pretrained: deprecated alias of that ``init_cfg`` (mmseg's ``EncoderDecoder`` hands it to backbones).
+    ``arch``: a key of ``arch_zoo`` or a dict with ``arch_required_keys``. ``frozen_stages``: ``-1`` freezes
+    nothing, ``0`` the stem, ``k >= 1`` also what computes the outputs of stages ``0..k-1`` (``requires_grad=False``
+    from the build on, eval mode through ``train()``). ``pretrained``: deprecated alias of ``init_cfg=dict(type=
+    'Pretrained', checkpoint=...)`` (mmseg's ``EncoderDecoder`` hands it to backbones).
     """
 
     arch_zoo: Dict[str, dict] = {}
@@ -131,8 +126,7 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
 
     # ----------------------------------------------------------------------------------- arguments
     def __new__(cls, *args, **kwargs):
-        # Python would name the class that defines __init__ (TwinsBackbone); name the config's type and list
-        # what it takes. No arguments: copy/pickle.
+        # errors name the config's type (TwinsSVT, not TwinsBackbone) and what it takes; no arguments: copy/pickle
         if args or kwargs:
             signature = inspect.signature(cls.__init__)
             try:
@@ -172,11 +166,10 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
     def resolve_arch(cls, arch: Union[str, dict]) -> dict:
         """Look ``arch`` up in ``arch_zoo`` (case-insensitive) or validate a custom arch dict."""
         if isinstance(arch, str):
-            key = arch.lower()
-            if key not in cls.arch_zoo:
+            if arch.lower() not in cls.arch_zoo:
                 raise ValueError(f'{cls.__name__}: unknown arch {arch!r}; expected one of '
                                  f'{sorted(cls.arch_zoo)} or a dict with keys {list(cls.arch_required_keys)}')
-            return copy.deepcopy(cls.arch_zoo[key])
+            return copy.deepcopy(cls.arch_zoo[arch.lower()])
         if isinstance(arch, dict):
             missing = [k for k in cls.arch_required_keys if k not in arch]
             if missing:
@@ -186,9 +179,7 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
         raise TypeError(f'{cls.__name__}: arch must be a str or a dict, got {type(arch).__name__}')
 
     def check_out_indices(self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
-        if isinstance(out_indices, int):
-            out_indices = (out_indices, )
-        out_indices = tuple(out_indices)
+        out_indices = (out_indices, ) if isinstance(out_indices, int) else tuple(out_indices)
         bad = [i for i in out_indices if not isinstance(i, int) or not -self.num_stages <= i < self.num_stages]
         if not out_indices or bad:
             raise ValueError(f'{type(self).__name__}: out_indices {out_indices} out of range for '
@@ -228,10 +219,8 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
             raise TypeError(f'{name}: input dtype {x.dtype} is not a floating type; the weights are '
                             f'{weight.dtype}. Convert images to float and normalise them first (mmdet/mmseg '
                             f'data preprocessors do), e.g. x.to({weight.dtype})')
-        if x.dtype == weight.dtype:
-            return
-        autocast = compat.autocast_enabled(x.device.type)
-        if not autocast or x.dtype == torch.float64:
+        autocast = x.dtype != weight.dtype and compat.autocast_enabled(x.device.type)
+        if x.dtype != weight.dtype and (not autocast or x.dtype == torch.float64):
             hint = ('; autocast does not cast float64 down' if autocast else
                     f', or run mixed precision under torch.autocast({x.device.type!r}, dtype=...)')
             raise TypeError(f'{name}: input dtype {x.dtype} does not match the weights ({weight.dtype}); cast '
@@ -278,8 +267,7 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
         return max(self.out_channels) * num_classes
 
     def counting_paths(self):
-        """A context in which the forward takes the paths FLOP counting traces (a family whose fast path hides
-        multiply-adds in element-wise ops switches to its reference path here)."""
+        """The forward's paths for FLOP counting (reference paths where a fast path hides MACs in element-wise ops)."""
         return contextlib.nullcontext()
 
     # ------------------------------------------------------------------------------ hooks to fill
@@ -305,8 +293,7 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
         return []
 
     def stage_module_names(self, index: int) -> List[str]:
-        """Names of the modules that compute stage ``index``'s output, built or not (frozen when ``frozen_stages >
-        index``); those not built are what :meth:`unbuilt_key_prefixes` reports."""
+        """Names of the modules that compute stage ``index``'s output, built or not (see ``unbuilt_key_prefixes``)."""
         return []
 
     # --------------------------------------------------------------------------------- structure
@@ -331,8 +318,8 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
         return self._resolve(self.stage_module_names(index))
 
     def unbuilt_key_prefixes(self) -> Tuple[str, ...]:
-        """Prefixes (``'name.'``) of the modules a full-depth backbone has but this one does not build for its
-        ``out_indices``: the loader reports a checkpoint's keys under them and ignores them."""
+        """Prefixes (``'name.'``) of the modules a full-depth backbone has but this one does not build (the loader
+        reports a checkpoint's keys under them and ignores them)."""
         names = [name for index in range(self.num_stages) for name in self.stage_module_names(index)]
         return tuple(dict.fromkeys(name + '.' for name in names if not self._resolve([name])))
 
@@ -363,8 +350,7 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
 
     # --------------------------------------------------------------------- training-time behaviour
     def finish_build(self) -> None:
-        """Freeze ``frozen_stages`` once the family's ``__init__`` has returned, so the set of trainable
-        parameters is fixed before anything (DDP, an optimizer) reads it."""
+        """Freeze ``frozen_stages`` before anything (DDP, an optimizer) reads the trainable parameters."""
         for module in self.frozen_modules():
             module.requires_grad_(False).eval()
 
@@ -374,8 +360,7 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
         return self.stem_modules() + [m for i in range(self.frozen_stages) for m in self.stage_modules(i)]
 
     def train(self, mode: bool = True) -> 'PyramidBackbone':
-        """Train mode, with frozen stages (and with ``norm_eval`` every BatchNorm) kept in eval mode;
-        ``requires_grad`` was set once at build."""
+        """Train mode, with frozen stages (and with ``norm_eval`` every BatchNorm) kept in eval mode."""
         super().train(mode)
         for module in self.frozen_modules():
             module.eval()
@@ -386,11 +371,10 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
         return self
 
     def run_checkpointed(self, fn: nn.Module, *args):
-        """``fn(*args)``, through non-reentrant gradient checkpointing when ``with_cp`` applies. The
-        recomputation in backward leaves BatchNorm running statistics alone (counted once per step)."""
+        """``fn(*args)``, checkpointed (non-reentrant, BatchNorm statistics counted once) when ``with_cp`` applies."""
         if not (self.with_cp and self.training and torch.is_grad_enabled()):
             return fn(*args)
-        calls = []  # not checkpoint's context_fn, which torch.compile takes only for selective checkpointing
+        calls = []  # a second call is the recomputation (torch.compile rejects a closure as checkpoint's context_fn)
 
         def run(*inputs):
             if not calls:
