@@ -1,9 +1,7 @@
 """mmvit-backbones: GCViT, Twins, CrossFormer, XCiT and TransNeXt as OpenMMLab 2.x backbones.
 
-Importing the package registers every backbone in MMEngine's root ``MODELS`` registry, so
-``custom_imports=dict(imports=['mmvit_backbones'])`` makes them visible from both
-``default_scope='mmdet'`` and ``default_scope='mmseg'``. Outside OpenMMLab,
-``create_backbone('transnext-tiny', pretrained=PATH_OR_URL)`` returns the plain ``nn.Module``.
+Importing the package registers every backbone in MMEngine's root ``MODELS`` registry (visible from both
+``default_scope='mmdet'`` and ``'mmseg'``); outside OpenMMLab, ``create_backbone('transnext-tiny')`` builds one.
 """
 from . import compat
 from .version import __version__
@@ -16,7 +14,5 @@ from . import engine  # noqa: E402,F401  (registers RNGStateHook)
 from .api import create_backbone, list_backbones  # noqa: E402
 from .models import CrossFormer, GCViT, TransNeXt, TwinsPCPVT, TwinsSVT, XCiT  # noqa: E402
 
-__all__ = [
-    '__version__', 'create_backbone', 'list_backbones', 'GCViT', 'TwinsPCPVT', 'TwinsSVT', 'CrossFormer', 'XCiT',
-    'TransNeXt'
-]
+__all__ = ['__version__', 'create_backbone', 'list_backbones', 'GCViT', 'TwinsPCPVT', 'TwinsSVT', 'CrossFormer', 'XCiT',
+           'TransNeXt']

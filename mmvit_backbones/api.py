@@ -1,9 +1,6 @@
-"""Build a backbone without a config, for code outside OpenMMLab (detectron2, Ultralytics, plain PyTorch).
-
-``create_backbone('transnext-tiny', pretrained=PATH_OR_URL, out_indices=(1, 2, 3))`` returns the same
-``nn.Module`` that ``dict(type='TransNeXt', arch='tiny', ...)`` builds in an mmdet/mmseg config, with its
-weights initialised (the family's random init, or the checkpoint loaded with key conversion). Nothing
-here imports mmdet or mmseg.
+"""Build a backbone without a config, for code outside OpenMMLab (detectron2, Ultralytics, plain PyTorch):
+``create_backbone('transnext-tiny', pretrained=PATH_OR_URL)`` is the ``nn.Module`` that
+``dict(type='TransNeXt', arch='tiny')`` builds in a config, its weights initialised. Imports no mmdet or mmseg.
 """
 import difflib
 import json
@@ -15,17 +12,15 @@ from mmengine.logging import MMLogger
 from .models import backbones
 from .models.backbones import PyramidBackbone
 
-# A backbone name is '<prefix>-<arch>', with an arch of the type's arch_zoo: 'twins-svt-base'. The prefix is each
-# type's ``name_prefix``, in the order the backbones package exports them.
+# A backbone name is '<name_prefix>-<arch>' ('twins-svt-base'), in the order the backbones package exports them.
 NAME_PREFIXES: Dict[str, Type[PyramidBackbone]] = {
     cls.name_prefix: cls for cls in (getattr(backbones, n) for n in backbones.__all__)
     if isinstance(cls, type) and issubclass(cls, PyramidBackbone) and cls.name_prefix}
 
 
 def list_backbones(pretrained: bool = False) -> List[str]:
-    """Every name :func:`create_backbone` takes, e.g. ``'gcvit-tiny'``, ``'crossformer-pp-base'``; with
-    ``pretrained=True`` only those whose default release (``create_backbone(name, pretrained=True)``) the
-    model-zoo metafiles name with a direct download."""
+    """Every name :func:`create_backbone` takes (``'gcvit-tiny'``, ...); with ``pretrained=True`` those whose
+    default release the model-zoo metafiles name with a direct download."""
     names = [f'{prefix}-{arch}' for prefix, cls in NAME_PREFIXES.items() for arch in cls.arch_zoo]
     if not pretrained:
         return names
@@ -34,30 +29,16 @@ def list_backbones(pretrained: bool = False) -> List[str]:
     return [name for name in names if name in known and known[name].url]
 
 
-def _release_location(name: str, cls: Type[PyramidBackbone], arch) -> str:
-    """``pretrained=True``: ``'mmvit://<name>'`` of the arch's default release, or an error saying why not."""
-    from .checkpoint.zoo import direct_url, get_release
-    prefix = next((p for p, c in NAME_PREFIXES.items() if c is cls), None)
-    if prefix is None or not isinstance(arch, str):
-        raise ValueError(f'create_backbone({name!r}, pretrained=True): a custom arch has no default release; '
-                         f'give a checkpoint path or URL')
-    release = get_release(f'{prefix}-{arch}')
-    direct_url(release)  # no direct download: say where to get the file, before building anything
-    return release.location
-
-
 def parse_backbone_name(name: str) -> Tuple[Type[PyramidBackbone], Union[str, dict]]:
-    """The one parser of backbone names, for the API and the tools: ``'twins-svt-base'`` (API spelling) or
-    ``'TwinsSVT:base'`` (``TYPE:ARCH``, the registered type and an arch name or a JSON arch dict such as
-    ``'XCiT:{"embed_dims": 32, ...}'``) -> ``(TwinsSVT, 'base')``. An unknown name raises, listing the
-    valid ones."""
+    """The one parser of backbone names: ``'twins-svt-base'`` or ``'TwinsSVT:base'`` (``TYPE:ARCH``, the registered
+    type and an arch name or a JSON arch dict) -> ``(TwinsSVT, 'base')``; an unknown name raises, listing the valid
+    ones."""
     if not isinstance(name, str):
         raise TypeError(f'backbone name must be a str like \'transnext-tiny\', got {type(name).__name__} {name!r}')
     if ':' in name:
         return _parse_type_arch(name)
     key = name.strip().lower()
-    for prefix in sorted(NAME_PREFIXES, key=len, reverse=True):  # 'twins-svt' before any shorter prefix
-        cls = NAME_PREFIXES[prefix]
+    for prefix, cls in sorted(NAME_PREFIXES.items(), key=lambda item: -len(item[0])):  # longest prefix first
         arch = key[len(prefix) + 1:]
         if key.startswith(prefix + '-') and arch in cls.arch_zoo:
             return cls, arch
@@ -73,7 +54,8 @@ def _parse_type_arch(spec: str) -> Tuple[Type[PyramidBackbone], Union[str, dict]
     type_name, arch = (part.strip() for part in spec.split(':', 1))
     cls = MODELS.get(type_name)
     if not (isinstance(cls, type) and issubclass(cls, PyramidBackbone)):
-        known = sorted(n for n, c in MODELS.module_dict.items() if isinstance(c, type) and issubclass(c, PyramidBackbone))
+        known = sorted(n for n, c in MODELS.module_dict.items()
+                       if isinstance(c, type) and issubclass(c, PyramidBackbone))
         raise ValueError(f'backbone {spec!r}: type {type_name!r} is not a registered backbone; expected TYPE:ARCH '
                          f'with TYPE one of {", ".join(known)} (e.g. TransNeXt:tiny)')
     if arch.startswith('{'):
@@ -85,30 +67,22 @@ def _parse_type_arch(spec: str) -> Tuple[Type[PyramidBackbone], Union[str, dict]
 
 
 def create_backbone(name: str, pretrained: Union[str, bool, None] = None, **kwargs) -> PyramidBackbone:
-    """Build the backbone ``name`` (see :func:`list_backbones`) and initialise its weights.
-
-    Args:
-        name: ``'<family>-<arch>'``: ``'gcvit-tiny'``, ``'twins-pcpvt-small'``, ``'twins-svt-base'``,
-            ``'crossformer-pp-base'``, ``'xcit-small-12-p16'``, ``'transnext-tiny'``, ...
-        pretrained: a checkpoint path or URL, loaded as ``init_cfg=dict(type='Pretrained',
-            checkpoint=pretrained)`` would load it (the authors' ImageNet or dense checkpoints, timm's and
-            mmpretrain's files, or this package's; pickles or ``safetensors``); ``True`` for the arch's
-            default release named in the model-zoo metafiles (``'mmvit://<name>'``, see
-            ``list_backbones(pretrained=True)``); ``None`` or ``False`` keeps the family's random
-            initialisation.
-        **kwargs: the backbone's other arguments (``out_indices``, ``drop_path_rate``,
-            ``frozen_stages``, ``with_cp``, family-specific ones, ...); the arch comes from ``name``.
-
-    Returns:
-        The backbone, in training mode; ``backbone(x)`` returns a tuple of NCHW maps at strides
-        4/8/16/32 for ``out_indices``, with ``backbone.out_channels`` channels.
-    """
+    """Build the backbone ``name`` (see :func:`parse_backbone_name`) with its weights initialised, in training mode.
+    ``pretrained``: a checkpoint path or URL, loaded as ``init_cfg=dict(type='Pretrained', checkpoint=...)`` loads
+    it; ``True`` for the arch's default release in the metafiles (see ``list_backbones(pretrained=True)``);
+    ``None``/``False``: the family's random init. ``kwargs``: the backbone's other arguments."""
     cls, arch = parse_backbone_name(name)
     if 'arch' in kwargs:
         raise TypeError(f'create_backbone({name!r}) takes the arch from the name ({arch!r}), got arch='
                         f'{kwargs["arch"]!r} too; build {cls.__name__}(arch=...) directly for a custom arch')
-    if pretrained is True:
-        pretrained = _release_location(name, cls, arch)
+    if pretrained is True:  # the arch's default release, 'mmvit://<name>'
+        from .checkpoint.zoo import direct_url, get_release
+        if NAME_PREFIXES.get(cls.name_prefix) is not cls or not isinstance(arch, str):
+            raise ValueError(f'create_backbone({name!r}, pretrained=True): a custom arch has no default release; '
+                             f'give a checkpoint path or URL')
+        release = get_release(f'{cls.name_prefix}-{arch}')
+        direct_url(release)  # no direct download: say where to get the file, before building anything
+        pretrained = release.location
     if pretrained is not None and pretrained is not False:
         if not isinstance(pretrained, str):
             raise TypeError(f'create_backbone: pretrained must be a checkpoint path or URL (str), True (the '
@@ -119,18 +93,19 @@ def create_backbone(name: str, pretrained: Union[str, bool, None] = None, **kwar
         kwargs['init_cfg'] = dict(type='Pretrained', checkpoint=pretrained)
     model = cls(arch=arch, **kwargs)
     logger = MMLogger.get_current_instance()
-    skip_dump = _SkipInitInfoDump()
-    logger.addFilter(skip_dump)
+    logger.addFilter(_skip_init_info_dump)
     try:
         model.init_weights()
     finally:
-        logger.removeFilter(skip_dump)
+        logger.removeFilter(_skip_init_info_dump)
     return model
 
 
-class _SkipInitInfoDump(logging.Filter):
-    """Drop the line per parameter that mmengine's ``BaseModule.init_weights`` logs to the console when no
-    log file is open (a runner writes it to its log file); the load report still shows."""
+def _skip_init_info_dump(record: logging.LogRecord) -> bool:
+    """Drop the line per parameter ``BaseModule.init_weights`` logs when no log file is open (a runner's has it)."""
+    return record.funcName != '_dump_init_info'
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.funcName != '_dump_init_info'
+
+def build_backbone(name: str, checkpoint: Optional[str] = None, **kwargs) -> PyramidBackbone:
+    """:func:`create_backbone` in eval mode, for the tools: ``checkpoint`` (a path or URL) or random weights."""
+    return create_backbone(name, pretrained=checkpoint or None, **kwargs).eval()

@@ -1,22 +1,9 @@
-"""ONNX export of a backbone with dynamic batch, height and width, and an onnxruntime parity check.
+"""ONNX export with dynamic batch, height and width (``pip install "mmvit_backbones[export]"``), and a parity check.
 
-Two exporters of torch 2.13, chosen per backbone (its ``onnx_exporter``, override with ``exporter=``):
-
-* ``'dynamo'``: ``torch.export`` with symbolic sizes (:func:`capture`), then ``torch.onnx.export``
-  (onnxscript) keeps the size arithmetic of padding, windows and pyramids in the graph; any Python
-  branch on a size must be removed (see ``utils/tracing.py``) or the export fails, naming it.
-* ``'torchscript'``: ``dynamo=False`` traces once and records sizes as graph values; fast, but it
-  freezes the sizes of maps that ONNX shape inference cannot follow (after a padding of dynamic
-  amount, in Twins and XCiT) into constants, so only families whose graphs it gets right use it.
-
-Either way :func:`onnx_parity` (run by ``tools/export_onnx.py``) checks the file at other sizes.
-
-Sizes: the exported graph computes the backbone's function for sides in ``[export_min_input_size,
-max_side]`` (the backbone's declared limit: below it a family such as CrossFormer takes another branch,
-a different graph). The file states that range in its metadata (``mmvit.min_input_size``,
-``mmvit.max_input_size``) and the graph refuses other sizes: onnxruntime raises an index error.
-Everything here reads the backbone contract (``models/backbones/base.py``), never a family.
-Needs ``pip install "mmvit_backbones[export]"`` (``onnx``, ``onnxscript``, ``onnxruntime``).
+Exporters, per backbone (``onnx_exporter``): ``'dynamo'`` (:func:`capture`, then ``torch.onnx.export``: the graph
+keeps the size arithmetic; a Python branch on a size fails the export) or ``'torchscript'`` (traces once; it freezes
+the sizes of maps ONNX shape inference cannot follow, as after Twins' and XCiT's paddings). The graph serves sides in
+``[export_min_input_size, max_side]``, states them in its metadata and refuses other sizes.
 """
 import os.path as osp
 import warnings
@@ -34,11 +21,9 @@ DEFAULT_OPSET = 18  # the dynamo exporter's native opset (>= 17 as required by L
 
 
 class SizeGuard(nn.Module):
-    """``backbone(x)`` for ``min_side <= H, W <= max_side``, an error otherwise, also inside an exported graph.
-
-    Eager: a ValueError naming the range. In a graph the sizes are graph values: a one-element table is
-    indexed by ``(H or W out of range)``, an out-of-bounds gather that onnxruntime refuses, and the result
-    (an exact zero) is added to the input so the check cannot be pruned."""
+    """``backbone(x)`` for ``min_side <= H, W <= max_side``, an error otherwise: eagerly a ValueError; in a graph an
+    out-of-bounds gather that onnxruntime refuses (a one-element table indexed by ``H or W out of range``), whose
+    result, an exact zero, is added to the input so that the check cannot be pruned."""
 
     def __init__(self, backbone: nn.Module, min_side: int, max_side: int) -> None:
         super().__init__()
@@ -58,29 +43,17 @@ class SizeGuard(nn.Module):
         return self.backbone(x + guard.reshape(1, 1, 1, 1))
 
 
-def example_min_side(model: nn.Module) -> int:
-    """Smallest side of an example input from which one graph for every size can be recorded (the
-    backbone's ``export_example_min_size``; 225 for Twins-SVT's 7x7 windows, whose every stage must span
-    two windows). The graph then takes every side from ``export_min_input_size`` on."""
-    return model.export_example_min_size
-
-
 def default_export_shape(model: nn.Module) -> Size:
-    """224x224, or the next multiple of 32 above :func:`example_min_side` (256 for TwinsSVT, CrossFormer)."""
-    side = max(224, (example_min_side(model) + 31) // 32 * 32)
+    """224x224, or the next multiple of 32 from the backbone's ``export_example_min_size`` (256 for TwinsSVT and
+    CrossFormer, whose every stage must span two windows in the example)."""
+    side = max(224, (model.export_example_min_size + 31) // 32 * 32)
     return side, side
 
 
 def capture(model: nn.Module, x: torch.Tensor, dims: Dict[int, object]) -> 'torch.export.ExportedProgram':
-    """``torch.export`` of ``model`` with symbolic batch/H/W, as ``torch.onnx.export(dynamo=True)`` does but
-    with guards it cannot prove deferred to runtime assertions (which the ONNX graph drops).
-
-    Windowed families (Twins-SVT) reshape ``ceil(h / 7) * 7`` rows into windows and crop back to ``h``;
-    the symbolic solver cannot prove facts such as ``h <= 7 * ceil(h / 7)`` or ``k % (7 k) != 0`` and would
-    otherwise reject (or, inside ``torch.onnx.export``, silently specialise) the sizes. A lower bound
-    that the solver suggests (e.g. ``H >= 33``: a stage-4 map of more than one token) is accepted;
-    a specialisation is an error. The parity check is the judge either way.
-    """
+    """``torch.export`` with symbolic batch/H/W as ``torch.onnx.export(dynamo=True)`` does, but with the guards the
+    solver cannot prove (``h <= 7 * ceil(h / 7)`` for Twins-SVT's padded windows) deferred to runtime assertions,
+    which the ONNX graph drops. A lower bound it suggests (``H >= 33``) is accepted; a specialisation is an error."""
     import torch.fx.experimental._config as fx_config
     from torch.export.dynamic_shapes import refine_dynamic_shapes_from_suggested_fixes
 
@@ -98,16 +71,6 @@ def capture(model: nn.Module, x: torch.Tensor, dims: Dict[int, object]) -> 'torc
             return torch.export.export(model, (x, ), dynamic_shapes=refined, **kwargs)
 
 
-def _check_dynamic_input(path: str, exporter: str) -> None:
-    """The written graph's input has symbolic batch, H and W (no exporter fell back to fixed sizes)."""
-    import onnx
-    dims = onnx.load(path, load_external_data=False).graph.input[0].type.tensor_type.shape.dim
-    fixed = [i for i in (0, 2, 3) if not dims[i].dim_param]
-    if fixed:
-        raise RuntimeError(f'the {exporter} exporter wrote {path} with fixed input dims {fixed} '
-                           f'({[d.dim_value for d in dims]}); expected dynamic batch, H and W')
-
-
 def _require(module: str):
     try:
         return __import__(module)
@@ -116,21 +79,12 @@ def _require(module: str):
                           f'(onnx, onnxscript, onnxruntime)') from e
 
 
-def output_names(model: nn.Module) -> List[str]:
-    """``feat0..featK``: one name per entry of ``model.out_indices`` (stage index in the name)."""
-    return [f'feat{i}' for i in model.out_indices]
-
-
 def export_onnx(model: nn.Module, path: str, shape: Optional[Size] = None, batch: int = 2,
                 opset: int = DEFAULT_OPSET, max_side: int = 4096, exporter: Optional[str] = None) -> str:
-    """Export ``model`` (eval mode, float32) to ``path`` with dynamic batch, H and W.
-
-    ``shape``/``batch`` are the example input's (default :func:`default_export_shape`); the batch must be
-    >= 2 and the sides >= :func:`example_min_side` (``torch.export`` specialises a size that is 1 in the
-    example). The graph accepts any batch and any ``32 <= H, W <= max_side`` (CrossFormer: from
-    ``export_min_input_size``).
-    ``exporter``: ``'dynamo'`` or ``'torchscript'`` (default: the backbone's ``onnx_exporter``).
-    """
+    """Export ``model`` (eval mode, float32) to ``path``; the graph takes any batch and any side in
+    ``[export_min_input_size, max_side]``. The example input (``shape``, default :func:`default_export_shape`;
+    ``batch`` >= 2) has sides >= ``export_example_min_size``: ``torch.export`` specialises a size that is 1 in
+    the example. ``exporter``: ``'dynamo'`` or ``'torchscript'`` (default: the backbone's ``onnx_exporter``)."""
     compat.require_torch(ONNX_MIN_TORCH, 'ONNX export (torch.onnx.export(dynamo=...), torch.export.Dim)')
     exporter = exporter or model.onnx_exporter
     if exporter not in ('dynamo', 'torchscript'):
@@ -140,21 +94,19 @@ def export_onnx(model: nn.Module, path: str, shape: Optional[Size] = None, batch
         _require('onnxscript')
     if batch < 2:
         raise ValueError(f'export batch {batch}: the example batch must be >= 2 so that the batch stays dynamic')
-    # a family whose graph changes below some size (CrossFormer's small-map grouping) says so
     min_side = model.export_min_input_size
     shape = tuple(shape) if shape is not None else default_export_shape(model)
-    example_min = example_min_side(model)
+    example_min = model.export_example_min_size
     if min(shape) < example_min or max(shape) > max_side:
         why = '' if example_min == min_side else (f' (the graph takes sides >= {min_side}, but an example side below '
                                                    f'{example_min} gives a stage map of one window, which '
                                                    f'torch.export would fix)')
         raise ValueError(f'export shape {shape} out of range; expected sides in [{example_min}, {max_side}]{why}')
-    model = model.eval()
     x = torch.randn(batch, model.in_channels, *shape)
     dims = {0: torch.export.Dim('batch', min=1, max=1024), 2: torch.export.Dim('height', min=min_side, max=max_side),
             3: torch.export.Dim('width', min=min_side, max=max_side)}
-    names = output_names(model)
-    guarded = SizeGuard(model, min_side, max_side).eval()
+    names = [f'feat{i}' for i in model.out_indices]  # the stage index in the name
+    guarded = SizeGuard(model, min_side, max_side).eval()  # the backbone too
     with torch.no_grad():
         if exporter == 'dynamo':
             torch.onnx.export(capture(guarded, x, dims), (x, ), path, input_names=['input'], output_names=names,
@@ -168,14 +120,20 @@ def export_onnx(model: nn.Module, path: str, shape: Optional[Size] = None, batch
                                   opset_version=opset, dynamo=False, dynamic_axes=axes)
     if not osp.isfile(path):
         raise RuntimeError(f'torch.onnx.export wrote no file at {path}')
-    _check_dynamic_input(path, exporter)
-    _write_size_range(path, min_side, max_side)
+    _check_and_label(path, exporter, min_side, max_side)
     return path
 
 
-def _write_size_range(path: str, min_side: int, max_side: int) -> None:
+def _check_and_label(path: str, exporter: str, min_side: int, max_side: int) -> None:
+    """Check that the written graph's input has symbolic batch, H and W (no exporter fell back to fixed sizes),
+    and write the size range into its metadata."""
     import onnx
     proto = onnx.load(path)
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    fixed = [i for i in (0, 2, 3) if not dims[i].dim_param]
+    if fixed:
+        raise RuntimeError(f'the {exporter} exporter wrote {path} with fixed input dims {fixed} '
+                           f'({[d.dim_value for d in dims]}); expected dynamic batch, H and W')
     for key, value in (('mmvit.min_input_size', min_side), ('mmvit.max_input_size', max_side)):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, str(value)
@@ -191,12 +149,9 @@ def exported_size_range(path: str) -> Size:
 
 def onnx_parity(model: nn.Module, path: str, sizes: Sequence[Size], batch: int = 1,
                 seed: int = 0) -> List[Dict[str, object]]:
-    """Run the ONNX file with onnxruntime (CPU) and the model in PyTorch on random inputs of each size.
-
-    Returns one row per size: ``size``, ``batch``, ``refused`` and ``max_rel_error``, the largest over
-    outputs of ``max|onnx - torch| / max|torch|``. A size outside the file's range must be refused
-    (``refused=True``, no error value); a shape mismatch, or a size outside the range that runs, raises.
-    """
+    """Run the file (onnxruntime, CPU) and the model on random inputs of each size: one row per size with
+    ``size``, ``batch``, ``refused`` and ``max_rel_error`` (over outputs, ``max|onnx - torch| / max|torch|``). A size
+    outside the file's range must be refused; a shape mismatch, or such a size that runs, raises."""
     ort = _require('onnxruntime')
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
     input_name = session.get_inputs()[0].name
@@ -219,9 +174,9 @@ def onnx_parity(model: nn.Module, path: str, sizes: Sequence[Size], batch: int =
         if len(got) != len(expected):
             raise AssertionError(f'ONNX model returned {len(got)} outputs at {h}x{w}, PyTorch {len(expected)}')
         worst = 0.0
-        for name, out, ref in zip(output_names(model), got, expected):
+        for index, out, ref in zip(model.out_indices, got, expected):
             if tuple(out.shape) != tuple(ref.shape):
-                raise AssertionError(f'ONNX output {name} has shape {tuple(out.shape)} at input {h}x{w}, '
+                raise AssertionError(f'ONNX output feat{index} has shape {tuple(out.shape)} at input {h}x{w}, '
                                      f'PyTorch {tuple(ref.shape)}')
             err = (torch.from_numpy(out) - ref).abs().max() / ref.abs().max().clamp_min(1e-12)
             worst = max(worst, float(err))
@@ -234,15 +189,3 @@ def default_check_sizes(shape: Size) -> List[Size]:
     h, w = shape
     return [(h + 64, w + 32), (h - 27 if h - 27 >= 32 else h + 27, w + 5)]
 
-
-def build_backbone(spec: str, checkpoint: Optional[str] = None, **kwargs) -> nn.Module:
-    """A backbone name (``'TYPE:ARCH'`` or ``'family-arch'``, see :func:`mmvit_backbones.api.parse_backbone_name`;
-    ``ARCH`` may be a JSON dict) -> the backbone in eval mode, weights loaded if given."""
-    from .api import parse_backbone_name
-
-    cls, arch = parse_backbone_name(spec)
-    if checkpoint:
-        kwargs['init_cfg'] = dict(type='Pretrained', checkpoint=checkpoint)
-    model = cls(arch=arch, **kwargs)
-    model.init_weights()
-    return model.eval()

@@ -92,7 +92,8 @@ def test_cpu_distributed_overrides():
 
 @pytest.mark.skipif(compat.torch_version() >= (2, 5), reason='torch >= 2.5 exports (tests/test_export.py)')
 def test_onnx_export_on_an_older_torch_names_the_version(tmp_path):
-    from mmvit_backbones.onnx_export import build_backbone, export_onnx
+    from mmvit_backbones.api import build_backbone
+    from mmvit_backbones.onnx_export import export_onnx
     model = build_backbone('xcit-nano-12-p16')
     with pytest.raises(RuntimeError, match=r'ONNX export .* needs torch >= 2\.5; this is torch 2\.'):
         export_onnx(model, str(tmp_path / 'm.onnx'))

@@ -41,7 +41,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     # heavy imports after parsing, so --help answers at once
-    from mmvit_backbones.onnx_export import (build_backbone, default_check_sizes, default_export_shape, export_onnx,
+    from mmvit_backbones.api import build_backbone
+    from mmvit_backbones.onnx_export import (default_check_sizes, default_export_shape, export_onnx,
                                              exported_size_range, onnx_parity)
 
     kwargs = {}

@@ -1,3 +1,2 @@
-"""Helpers at the bottom of the package, below ``models`` and ``ops``: which graph capture is running
-(:mod:`.tracing`), where the CPU-only fast paths and the reference paths run (:mod:`.fast_paths`), and the
-per-model shape cache (:mod:`.cache`). They import nothing of the package but :mod:`mmvit_backbones.compat`."""
+"""Helpers below ``models`` and ``ops`` (they import nothing of the package but :mod:`mmvit_backbones.compat`):
+graph capture (:mod:`.tracing`), fast and reference paths (:mod:`.fast_paths`), the shape cache (:mod:`.cache`)."""

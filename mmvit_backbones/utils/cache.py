@@ -1,10 +1,4 @@
-"""One bounded cache for tensors that depend only on sizes (masks, index tables, position codes).
-
-Every entry is keyed by what the caller names (the sizes) plus the device, the dtype and whether
-``torch.inference_mode`` is on: a tensor made under inference mode is never handed to a later
-autograd forward (PyTorch refuses to save inference tensors for backward). Under graph capture the
-value is computed in the graph and nothing is cached (sizes are graph values there).
-"""
+"""One bounded cache for tensors that depend only on sizes (masks, index tables, position codes)."""
 from collections import OrderedDict
 from typing import Callable, Hashable, Optional, TypeVar
 
@@ -16,9 +10,9 @@ T = TypeVar('T')
 
 
 class ShapeCache:
-    """Least-recently-used cache of at most ``max_entries`` values, owned by a module instance (never
-    by a Python module, so it lives as long as the model). Multi-scale training sees many sizes; the
-    bound keeps the memory of one model to a few sizes' tables."""
+    """Least-recently-used cache of at most ``max_entries`` values, owned by a module (multi-scale training sees
+    many sizes). Keyed by the caller's key (the sizes), the device, the dtype and whether ``torch.inference_mode`` is
+    on (autograd refuses to save inference tensors for backward); under graph capture nothing is cached."""
 
     def __init__(self, max_entries: int = 16) -> None:
         self.max_entries = max_entries
@@ -33,8 +27,7 @@ class ShapeCache:
         if full_key in self._entries:
             self._entries.move_to_end(full_key)
             return self._entries[full_key]
-        value = make()
-        self._entries[full_key] = value
+        value = self._entries[full_key] = make()
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
         return value
@@ -42,8 +35,5 @@ class ShapeCache:
     def clear(self) -> None:
         self._entries.clear()
 
-    def __len__(self) -> int:
+    def __len__(self) -> int:  # also what bool(cache) answers
         return len(self._entries)
-
-    def __bool__(self) -> bool:
-        return bool(self._entries)

@@ -1,14 +1,7 @@
-"""Where the faster paths of the backbones may run, decided in one place.
-
-* :func:`use_reference` is the one switch between the readable reference path of an operator and its
-  faster form (as timm's ``fused_attn``): ``MMVIT_REFERENCE=1`` in the environment, or
-  ``with reference_paths():``, makes every family run its reference attention / convolutions. Both
-  compute the same function; the tests compare them.
-* :func:`cpu_fast_path` gates the CPU-only tricks (oneDNN fused linears, space-to-depth convolutions,
-  Python loops over chunks sized for CPU caches): on CUDA, on ``meta`` and under graph capture the
-  whole-tensor path runs (a loop of small kernels is launch overhead on a GPU, and a graph wants one op).
-* :func:`chunks` is the one chunking rule of those loops.
-"""
+"""Where the faster paths run, decided in one place. :func:`use_reference` is the one switch to every operator's
+readable reference path (as timm's ``fused_attn``): ``MMVIT_REFERENCE=1`` or ``with reference_paths():``.
+:func:`cpu_fast_path` gates the CPU-only tricks (oneDNN fused linears, space-to-depth convolutions, chunk loops):
+on CUDA, ``meta`` and under graph capture the whole-tensor path runs."""
 import contextlib
 import os
 from typing import Iterator, Tuple
@@ -25,15 +18,10 @@ def use_reference() -> bool:
     return _REFERENCE[0]
 
 
-def set_reference(enabled: bool) -> None:
-    _REFERENCE[0] = bool(enabled)
-
-
 @contextlib.contextmanager
 def reference_paths(enabled: bool = True) -> Iterator[None]:
     """Run the reference paths inside the ``with`` block."""
-    previous = _REFERENCE[0]
-    _REFERENCE[0] = bool(enabled)
+    previous, _REFERENCE[0] = _REFERENCE[0], bool(enabled)
     try:
         yield
     finally:
@@ -46,13 +34,11 @@ def cpu_fast_path(x: torch.Tensor) -> bool:
 
 
 def chunked_inference(x: torch.Tensor, length: int, chunk: int) -> bool:
-    """Whether a per-item computation over ``length`` items of ``x`` runs in chunks of ``chunk`` items:
-    CPU inference (no autograd), eager, more than one chunk. Chunks give the same values with far less
-    peak memory; the chunk sizes are tuned per family for CPU caches."""
+    """Whether ``length`` items of ``x`` are computed in chunks (less peak memory): eager CPU inference, > 1 chunk."""
     return length > chunk and not torch.is_grad_enabled() and cpu_fast_path(x)
 
 
 def chunks(length: int, size: int) -> Iterator[Tuple[int, int]]:
-    """``(start, stop)`` of consecutive chunks of ``size`` covering ``range(length)``."""
+    """``(start, stop)`` of consecutive chunks of ``size`` covering ``range(length)``: the one chunking rule."""
     for start in range(0, length, size):
         yield start, min(start + size, length)

@@ -1,14 +1,7 @@
-"""Which kind of graph capture is running, so that eager-only shortcuts can step aside.
-
-Eager forwards use a few shape-keyed caches and Python branches on sizes (skip a zero padding, chunk
-a large map, reuse a mask). Graph capture needs the opposite:
-
-* export (``torch.export`` / ``torch.onnx.export``, whose graphs take any size) and TorchScript
-  tracing record sizes as graph values but cannot keep Python branches and loop counts on them (an
-  exporter turns each into a guard that fails for other sizes), so an exported path is branch-free in
-  the sizes: always pad, even by zero; no row/token chunk loops; no cached tensors of one size;
-* ``torch.compile`` / ``torch.export`` (dynamo) cannot key a cache on version counters or data
-  pointers without a graph break, and fuses chunk loops away anyway.
+"""Which kind of graph capture is running, so that eager-only shortcuts (shape-keyed caches, Python branches on
+sizes, chunk loops) can step aside. Exporters and TorchScript tracing record sizes as graph values but turn each
+Python branch on a size into a guard that fails for other sizes, so an exported path always pads (even by zero),
+never chunks and caches nothing; dynamo cannot key a cache on tensors without a graph break.
 """
 import contextlib
 import threading
@@ -26,8 +19,7 @@ def is_tracing() -> bool:
 
 
 def is_exporting() -> bool:
-    """True while an ONNX exporter or ``torch.export`` records a graph for other sizes; False under plain
-    TorchScript tracing (FLOP counting), which records one size and may keep the eager operators."""
+    """True while an ONNX exporter or ``torch.export`` records a graph for all sizes (not TorchScript tracing)."""
     return torch.onnx.is_in_onnx_export() or compat.is_exporting()
 
 
@@ -38,10 +30,8 @@ def is_capturing() -> bool:
 
 @contextlib.contextmanager
 def host_constants():
-    """Marks the computation of size-only constants on the host (CPU), such as TransNeXt's log-CPB offsets
-    (``torch.unique`` has a data-dependent size, so on a GPU it would synchronise; on ``meta`` it cannot run).
-    They are computed once per input size, cached with the model and copied to the input's device once;
-    ``tests/test_devices.py`` allows host tensors only inside this block, and none on a second forward."""
+    """Marks size-only constants computed on the host (TransNeXt's log-CPB offsets: ``torch.unique`` would
+    synchronise a GPU); ``tests/test_devices.py`` allows host tensors only inside this block."""
     depth = getattr(_HOST, 'depth', 0)
     _HOST.depth = depth + 1
     try:

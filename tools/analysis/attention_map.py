@@ -37,7 +37,7 @@ def main(argv=None) -> None:
 
     from mmvit_backbones.analysis.attention_map import attention_map, save_attention_png
     from mmvit_backbones.analysis.erf import IMAGENET_MEAN, IMAGENET_STD, load_images
-    from mmvit_backbones.onnx_export import build_backbone
+    from mmvit_backbones.api import build_backbone
 
     torch.manual_seed(args.seed)
     model = build_backbone(args.backbone, args.checkpoint)

@@ -32,7 +32,7 @@ def main(argv=None) -> None:
     import torch
 
     from mmvit_backbones.analysis.erf import effective_receptive_field, erf_area_ratios, load_images, save_erf_png
-    from mmvit_backbones.onnx_export import build_backbone
+    from mmvit_backbones.api import build_backbone
 
     torch.manual_seed(args.seed)
     model = build_backbone(args.backbone, args.checkpoint)

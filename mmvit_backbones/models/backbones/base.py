@@ -1,14 +1,7 @@
-"""The outside interface every family shares (CONTRACT "Constructor arguments" and "Forward").
-
-:class:`PyramidBackbone` is a template: it owns ``forward`` (input check, stem, the stages up to the
-last entry of ``out_indices``, output norms, NCHW layout), ``frozen_stages`` (applied when the
-backbone is built, so the trainable set never changes after DDP wraps it), ``norm_eval``, ``with_cp``
-(non-reentrant, without a second BatchNorm statistics update on recomputation), the declared outputs
-(``out_channels``, ``out_strides``, ``feature_info``) and ``init_cfg`` loading. A family sets
-``arch_zoo``/``family``, builds its stem and **only the stages its outputs need**, and fills the hooks
-:meth:`forward_stem`, :meth:`forward_stage`, :meth:`stem_module_names` and :meth:`stage_module_names`
-(optionally :meth:`output_norm` and ``feature_layout``).
-"""
+"""The outside interface every family shares (CONTRACT "Constructor arguments" and "Forward"): a family sets
+``arch_zoo``/``family``, builds its stem and only the stages its outputs need, and fills the hooks of
+:class:`PyramidBackbone` (:meth:`~PyramidBackbone.forward_stem`, ``forward_stage``, ``stem_module_names``,
+``stage_module_names``), which owns everything else."""
 import contextlib
 import copy
 import inspect
@@ -25,17 +18,13 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ... import compat
 
-# mmengine CheckpointLoader schemes that resolve to the OpenMMLab/torchvision model zoos: none of their
-# checkpoints is one of our families (mmengine/hub/*.json list ResNets, VGGs, ... only).
+# mmengine CheckpointLoader schemes of the OpenMMLab/torchvision model zoos: ResNets, VGGs, ..., none of our families
 MODEL_ZOO_PREFIXES = ('open-mmlab://', 'openmmlab://', 'torchvision://', 'modelzoo://', 'mmcls://')
 
 
 class FeatureInfo:
-    """The outputs of a backbone in timm's ``feature_info`` convention, one entry per ``out_indices`` item.
-
-    ``channels()``, ``reduction()`` and ``module_name()`` return lists (or one value for ``idx=i``);
-    ``get_dicts()`` returns timm's ``[{'num_chs', 'reduction', 'module', 'index'}, ...]``.
-    """
+    """The outputs in timm's ``feature_info`` convention, one entry per ``out_indices`` item: ``channels()``,
+    ``reduction()``, ``module_name()`` (lists, or one value for ``idx=i``) and ``get_dicts()``."""
 
     def __init__(self, entries: Sequence[dict]) -> None:
         self.info = [dict(e) for e in entries]
@@ -49,9 +38,8 @@ class FeatureInfo:
         return self.info[idx][key]
 
     def get_dicts(self, keys: Optional[Sequence[str]] = None, idx: Optional[int] = None):
-        entries = self.info if idx is None else [self.info[idx]]
-        out = [e if keys is None else {k: e[k] for k in keys} for e in entries]
-        return out if idx is None else out[0]
+        dicts = [e if keys is None else {k: e[k] for k in keys} for e in self.info]
+        return dicts if idx is None else dicts[idx]
 
     def channels(self, idx: Optional[int] = None):
         return self.get('num_chs', idx)
@@ -76,8 +64,7 @@ class FeatureInfo:
 
 
 class _FinishBuild(ABCMeta):
-    """Runs :meth:`PyramidBackbone.finish_build` once the (family's) ``__init__`` has returned, so that
-    freezing sees every parameter the family built."""
+    """Runs :meth:`PyramidBackbone.finish_build` once the family's ``__init__`` has returned."""
 
     def __call__(cls, *args, **kwargs):
         model = super().__call__(*args, **kwargs)
@@ -87,40 +74,26 @@ class _FinishBuild(ABCMeta):
 
 @contextlib.contextmanager
 def keep_batchnorm_statistics(module: nn.Module) -> Iterator[None]:
-    """Leave the running statistics of ``module``'s training BatchNorms as they were before the block:
-    the recomputation of a checkpointed forward must not count the batch a second time."""
-    norms = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.training and m.track_running_stats]
-    saved = [[b.clone() for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None]
-             for m in norms]
+    """Undo the block's updates of training BatchNorm statistics: a checkpointed recomputation counts no batch."""
+    buffers = [b for m in module.modules() if isinstance(m, _BatchNorm) and m.training and m.track_running_stats
+               for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None]
+    saved = [b.clone() for b in buffers]
     try:
         yield
     finally:
         with torch.no_grad():
-            for m, buffers in zip(norms, saved):
-                for own, old in zip([b for b in (m.running_mean, m.running_var, m.num_batches_tracked)
-                                     if b is not None], buffers):
-                    own.copy_(old)
+            for own, old in zip(buffers, saved):
+                own.copy_(old)
 
 
 class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
-    """Base class of the multi-stage backbones (strides 4/8/16/32, NCHW outputs).
+    """Base class of the multi-stage backbones: ``forward`` (input check, stem, the stages up to the last output,
+    output norms, NCHW layout), freezing, ``norm_eval``, ``with_cp``, the declared outputs and ``init_cfg``.
 
-    Args:
-        arch: a key of ``arch_zoo`` or a dict with at least ``arch_required_keys``.
-        in_channels: channels of the input image.
-        out_indices: stages whose outputs are returned, in this order.
-        drop_path_rate: stochastic-depth rate.
-        frozen_stages: ``-1`` freezes nothing; ``0`` freezes the stem; ``k >= 1`` also freezes
-            every parameter that computes the outputs of stages ``0..k-1`` (their output norms included).
-            Frozen parameters get ``requires_grad=False`` when the backbone is built and their modules
-            stay in eval mode through ``train()``.
-        norm_eval: keep BatchNorm layers in eval mode (frozen running stats) during training.
-        with_cp: gradient checkpointing per block (``use_reentrant=False``, safe under DDP).
-        init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH)`` loads the
-            authors' checkpoints with key conversion (see :mod:`mmvit_backbones.checkpoint`).
-        pretrained: deprecated alias of ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``,
-            accepted as mmseg's own backbones accept it (mmseg's ``EncoderDecoder`` hands its
-            ``pretrained`` to the backbone); ``None`` does nothing.
+    ``arch``: a key of ``arch_zoo`` or a dict with ``arch_required_keys``. ``frozen_stages``: ``-1`` freezes
+    nothing, ``0`` the stem, ``k >= 1`` also what computes the outputs of stages ``0..k-1`` (``requires_grad=False``
+    from the build on, eval mode through ``train()``). ``pretrained``: deprecated alias of ``init_cfg=dict(type=
+    'Pretrained', checkpoint=...)`` (mmseg's ``EncoderDecoder`` hands it to backbones).
     """
 
     arch_zoo: Dict[str, dict] = {}
@@ -131,27 +104,21 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
     min_input_size: int = 32
     feature_layout: str = 'nchw'  # layout of what forward_stage returns: 'nchw' or 'nhwc'
 
-    def __init__(self,
-                 arch: Union[str, dict],
-                 in_channels: int = 3,
-                 out_indices: Sequence[int] = (0, 1, 2, 3),
-                 drop_path_rate: float = 0.0,
-                 frozen_stages: int = -1,
-                 norm_eval: bool = False,
-                 with_cp: bool = False,
-                 init_cfg: Union[dict, List[dict], None] = None,
-                 pretrained: Optional[str] = None) -> None:
+    def __init__(self, arch: Union[str, dict], in_channels: int = 3, out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_path_rate: float = 0.0, frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
+                 init_cfg: Union[dict, List[dict], None] = None, pretrained: Optional[str] = None) -> None:
         super().__init__(init_cfg=self.pretrained_to_init_cfg(pretrained, init_cfg))
         self.arch_settings = self.resolve_arch(arch)
+        name = type(self).__name__
         if not isinstance(in_channels, int) or in_channels < 1:
-            raise ValueError(f'{type(self).__name__}: in_channels must be a positive int, got {in_channels!r}')
+            raise ValueError(f'{name}: in_channels must be a positive int, got {in_channels!r}')
         if not 0.0 <= float(drop_path_rate) < 1.0:
-            raise ValueError(f'{type(self).__name__}: drop_path_rate must be in [0, 1), got {drop_path_rate!r}')
+            raise ValueError(f'{name}: drop_path_rate must be in [0, 1), got {drop_path_rate!r}')
         self.in_channels = in_channels
         self.out_indices = self.check_out_indices(out_indices)
         if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'{type(self).__name__}: frozen_stages {frozen_stages!r} out of range; expected an '
-                             f'int in [-1, {self.num_stages}]')
+            raise ValueError(f'{name}: frozen_stages {frozen_stages!r} out of range; expected an int in [-1, '
+                             f'{self.num_stages}]')
         self.drop_path_rate = float(drop_path_rate)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
@@ -159,14 +126,13 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
 
     # ----------------------------------------------------------------------------------- arguments
     def __new__(cls, *args, **kwargs):
-        # Python would name the class that defines ``__init__`` (``TwinsBackbone``); name the type the
-        # user wrote in the config (``TwinsSVT``) and list what it takes. No arguments: copy/pickle.
+        # errors name the config's type (TwinsSVT, not TwinsBackbone) and what it takes; no arguments: copy/pickle
         if args or kwargs:
             signature = inspect.signature(cls.__init__)
             try:
                 signature.bind(None, *args, **kwargs)
             except TypeError as error:
-                accepted = ', '.join(name for name in list(signature.parameters)[1:])
+                accepted = ', '.join(list(signature.parameters)[1:])
                 hint = (' (a config that swaps in this backbone drops the old one\'s arguments with '
                         'backbone=dict(_delete_=True, ...))' if 'unexpected keyword' in str(error) else '')
                 raise TypeError(f'{cls.__name__} {error}; {cls.__name__} accepts: {accepted}{hint}') from None
@@ -200,11 +166,10 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
     def resolve_arch(cls, arch: Union[str, dict]) -> dict:
         """Look ``arch`` up in ``arch_zoo`` (case-insensitive) or validate a custom arch dict."""
         if isinstance(arch, str):
-            key = arch.lower()
-            if key not in cls.arch_zoo:
+            if arch.lower() not in cls.arch_zoo:
                 raise ValueError(f'{cls.__name__}: unknown arch {arch!r}; expected one of '
                                  f'{sorted(cls.arch_zoo)} or a dict with keys {list(cls.arch_required_keys)}')
-            return copy.deepcopy(cls.arch_zoo[key])
+            return copy.deepcopy(cls.arch_zoo[arch.lower()])
         if isinstance(arch, dict):
             missing = [k for k in cls.arch_required_keys if k not in arch]
             if missing:
@@ -214,9 +179,7 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
         raise TypeError(f'{cls.__name__}: arch must be a str or a dict, got {type(arch).__name__}')
 
     def check_out_indices(self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
-        if isinstance(out_indices, int):
-            out_indices = (out_indices, )
-        out_indices = tuple(out_indices)
+        out_indices = (out_indices, ) if isinstance(out_indices, int) else tuple(out_indices)
         bad = [i for i in out_indices if not isinstance(i, int) or not -self.num_stages <= i < self.num_stages]
         if not out_indices or bad:
             raise ValueError(f'{type(self).__name__}: out_indices {out_indices} out of range for '
@@ -227,24 +190,22 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
         return out_indices
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise a clear error for inputs the backbone cannot take (wrong rank, channels, too small, a
-        dtype or device other than the weights'), before any layer runs. Under ``torch.autocast`` any
-        floating input is fine (autocast casts it). NaN/Inf values are not checked: they propagate."""
+        """Raise a clear error for an input the backbone cannot take (rank, channels, size, dtype, device) before
+        any layer runs. NaN/Inf values propagate."""
+        name = type(self).__name__
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f'{type(self).__name__}: expected an input of shape (B, {self.in_channels}, H, W), '
-                             f'got {shape}')
+            raise ValueError(f'{name}: expected an input of shape (B, {self.in_channels}, H, W), got {shape}')
         self.check_input_dtype_device(x)
         if x.shape[1] != self.in_channels:
-            raise ValueError(f'{type(self).__name__}: input has {x.shape[1]} channels, expected in_channels='
-                             f'{self.in_channels} (input shape {tuple(x.shape)})')
+            raise ValueError(f'{name}: input has {x.shape[1]} channels, expected in_channels={self.in_channels} '
+                             f'(input shape {tuple(x.shape)})')
         if min(x.shape[2:]) < self.min_input_size:
-            raise ValueError(f'{type(self).__name__}: input size {tuple(x.shape[2:])} is smaller than the '
-                             f'minimum {self.min_input_size}x{self.min_input_size}')
+            raise ValueError(f'{name}: input size {tuple(x.shape[2:])} is smaller than the minimum '
+                             f'{self.min_input_size}x{self.min_input_size}')
 
     def check_input_dtype_device(self, x: torch.Tensor) -> None:
-        """The input must be on the weights' device and have their dtype; under autocast any floating
-        dtype but float64 (which autocast does not cast down)."""
+        """The weights' device and dtype; under autocast any floating dtype but float64 (not cast down)."""
         weight = None
         for weight in self.parameters():  # the first parameter (torch 2.1's dynamo cannot trace next(it, None))
             break
@@ -258,10 +219,8 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
             raise TypeError(f'{name}: input dtype {x.dtype} is not a floating type; the weights are '
                             f'{weight.dtype}. Convert images to float and normalise them first (mmdet/mmseg '
                             f'data preprocessors do), e.g. x.to({weight.dtype})')
-        if x.dtype == weight.dtype:
-            return
-        autocast = compat.autocast_enabled(x.device.type)
-        if not autocast or x.dtype == torch.float64:
+        autocast = x.dtype != weight.dtype and compat.autocast_enabled(x.device.type)
+        if x.dtype != weight.dtype and (not autocast or x.dtype == torch.float64):
             hint = ('; autocast does not cast float64 down' if autocast else
                     f', or run mixed precision under torch.autocast({x.device.type!r}, dtype=...)')
             raise TypeError(f'{name}: input dtype {x.dtype} does not match the weights ({weight.dtype}); cast '
@@ -279,27 +238,20 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
     def feature_info(self) -> FeatureInfo:
         """timm's ``feature_info`` for the outputs: channels, reduction and the module that makes each map."""
         names = {id(m): n for n, m in self.named_modules()}
-        entries = []
-        for index, channels, stride in zip(self.out_indices, self.out_channels, self.out_strides):
-            stage = self.stage_modules(index)
-            entries.append(dict(num_chs=channels, reduction=stride, module=names.get(id(stage[-1]), ''),
-                                index=index))
-        return FeatureInfo(entries)
+        return FeatureInfo(dict(num_chs=c, reduction=s, module=names.get(id(self.stage_modules(i)[-1]), ''), index=i)
+                           for i, c, s in zip(self.out_indices, self.out_channels, self.out_strides))
 
     # --------------------------------------------------------------------------------- export limits
     onnx_exporter: str = 'dynamo'  # the torch.onnx exporter whose graphs hold at every accepted size
 
     @property
     def export_min_input_size(self) -> int:
-        """Smallest side for which one exported graph computes this backbone's function. A family whose
-        forward takes another branch below some size (a map smaller than its group) raises this; the
-        exported model refuses smaller inputs."""
+        """Smallest side one exported graph serves (raised by a family that branches on smaller maps)."""
         return self.min_input_size
 
     @property
     def export_example_min_size(self) -> int:
-        """Smallest side of the example input an export records from (``torch.export`` specialises a size
-        that is 1 in the example, e.g. a stage map of one window)."""
+        """Smallest side of the example input (``torch.export`` specialises a size that is 1 in the example)."""
         return self.export_min_input_size
 
     # ------------------------------------------------------------------------ the ImageNet models
@@ -307,19 +259,15 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
 
     @classmethod
     def classification_settings(cls, arch: Union[str, dict]) -> dict:
-        """Constructor arguments that give ``arch`` its ImageNet geometry at 224x224 (the dense defaults
-        may differ: larger windows, groups, bias grids), for comparisons with the papers' tables."""
+        """Constructor arguments that give ``arch`` its ImageNet geometry at 224x224 (for the papers' tables)."""
         return {}
 
     def classification_only_macs(self, img_size: int, num_classes: int = 1000) -> int:
-        """MACs of the ImageNet-only layers the dense backbone lacks at ``img_size``, counted analytically:
-        the classifier ``C_last * num_classes`` (final norms and pooling are element-wise and left out)."""
+        """MACs of the ImageNet-only layers at ``img_size``: the classifier (norms and pooling are element-wise)."""
         return max(self.out_channels) * num_classes
 
     def counting_paths(self):
-        """A context in which the forward takes the paths FLOP counting traces (default: the usual ones). A family
-        whose fast path hides multiply-adds in element-wise ops (TransNeXt's 3x3 attention) switches to its
-        reference path here."""
+        """The forward's paths for FLOP counting (reference paths where a fast path hides MACs in element-wise ops)."""
         return contextlib.nullcontext()
 
     # ------------------------------------------------------------------------------ hooks to fill
@@ -328,10 +276,8 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
         raise NotImplementedError
 
     def forward_stage(self, index: int, x: Any) -> Tuple[Any, Optional[torch.Tensor]]:
-        """Stage ``index`` on the previous stage's state: ``(state for the next stage, feature map)``.
-
-        The feature map is in ``feature_layout`` before the output norm; it may be None for a stage whose
-        output is not returned. Only stages ``0..max(out_indices)`` run (and exist)."""
+        """Stage ``index`` on the previous stage's state: ``(state for the next stage, feature map)``, the map in
+        ``feature_layout`` before the output norm (None allowed for a stage whose output is not returned)."""
         raise NotImplementedError
 
     def stage_blocks(self, index: int) -> Sequence[nn.Module]:
@@ -347,9 +293,7 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
         return []
 
     def stage_module_names(self, index: int) -> List[str]:
-        """Names of the modules that compute stage ``index``'s output, whether built or not (frozen when
-        ``frozen_stages > index``). Names that are not built (stages after the last output, output norms
-        of stages that are not returned) are the checkpoint keys :meth:`unbuilt_key_prefixes` reports."""
+        """Names of the modules that compute stage ``index``'s output, built or not (see ``unbuilt_key_prefixes``)."""
         return []
 
     # --------------------------------------------------------------------------------- structure
@@ -361,12 +305,8 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
     def _resolve(self, names: Sequence[str]) -> List[nn.Module]:
         modules = []
         for name in names:
-            try:
-                module = self.get_submodule(name)
-            except AttributeError:
-                continue
-            if module is not None:
-                modules.append(module)
+            with contextlib.suppress(AttributeError):  # not built (get_submodule also refuses None)
+                modules.append(self.get_submodule(name))
         return modules
 
     def stem_modules(self) -> List[nn.Module]:
@@ -378,18 +318,13 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
         return self._resolve(self.stage_module_names(index))
 
     def unbuilt_key_prefixes(self) -> Tuple[str, ...]:
-        """Prefixes (``'name.'``) of the modules a full-depth backbone of this arch has but this one does not
-        build for its ``out_indices``. A checkpoint's keys under them are reported and ignored by the
-        loader, not errors."""
-        prefixes = []
-        for index in range(self.num_stages):
-            for name in self.stage_module_names(index):
-                if not self._resolve([name]):
-                    prefixes.append(name + '.')
-        return tuple(dict.fromkeys(prefixes))
+        """Prefixes (``'name.'``) of the modules a full-depth backbone has but this one does not build (the loader
+        reports a checkpoint's keys under them and ignores them)."""
+        names = [name for index in range(self.num_stages) for name in self.stage_module_names(index)]
+        return tuple(dict.fromkeys(name + '.' for name in names if not self._resolve([name])))
 
     def is_unbuilt_key(self, key: str) -> bool:
-        """Whether checkpoint ``key`` belongs to a module left unbuilt (see :meth:`unbuilt_key_prefixes`)."""
+        """Whether checkpoint ``key`` belongs to a module left unbuilt."""
         return key.startswith(self.unbuilt_key_prefixes())
 
     # ------------------------------------------------------------------------------------ forward
@@ -415,32 +350,20 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
 
     # --------------------------------------------------------------------- training-time behaviour
     def finish_build(self) -> None:
-        """Called once the family's ``__init__`` has returned: freeze ``frozen_stages`` now, so the set of
-        trainable parameters is fixed before anything (DDP, an optimizer) reads it."""
-        for param in self.frozen_parameters():
-            param.requires_grad = False
-        self._set_frozen_eval()
+        """Freeze ``frozen_stages`` before anything (DDP, an optimizer) reads the trainable parameters."""
+        for module in self.frozen_modules():
+            module.requires_grad_(False).eval()
 
     def frozen_modules(self) -> List[nn.Module]:
         if self.frozen_stages < 0:
             return []
-        modules: List[nn.Module] = list(self.stem_modules())
-        for i in range(self.frozen_stages):
-            modules += list(self.stage_modules(i))
-        return modules
-
-    def frozen_parameters(self) -> List[nn.Parameter]:
-        return [p for m in self.frozen_modules() for p in m.parameters()]
-
-    def _set_frozen_eval(self) -> None:
-        for module in self.frozen_modules():
-            module.eval()
+        return self.stem_modules() + [m for i in range(self.frozen_stages) for m in self.stage_modules(i)]
 
     def train(self, mode: bool = True) -> 'PyramidBackbone':
-        """Train mode, with frozen stages (and with ``norm_eval`` every BatchNorm) kept in eval mode.
-        ``requires_grad`` is not touched: it was set once when the backbone was built."""
+        """Train mode, with frozen stages (and with ``norm_eval`` every BatchNorm) kept in eval mode."""
         super().train(mode)
-        self._set_frozen_eval()
+        for module in self.frozen_modules():
+            module.eval()
         if mode and self.norm_eval:
             for module in self.modules():
                 if isinstance(module, _BatchNorm):
@@ -448,11 +371,10 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
         return self
 
     def run_checkpointed(self, fn: nn.Module, *args):
-        """``fn(*args)``, through non-reentrant gradient checkpointing when ``with_cp`` applies. The
-        recomputation in backward leaves BatchNorm running statistics alone (counted once per step)."""
+        """``fn(*args)``, checkpointed (non-reentrant, BatchNorm statistics counted once) when ``with_cp`` applies."""
         if not (self.with_cp and self.training and torch.is_grad_enabled()):
             return fn(*args)
-        calls = []
+        calls = []  # a second call is the recomputation (torch.compile rejects a closure as checkpoint's context_fn)
 
         def run(*inputs):
             if not calls:
@@ -471,7 +393,7 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
 
     # ------------------------------------------------------------------------------ initialisation
     def reset_parameters(self) -> None:
-        """The family's own random initialisation (used when no checkpoint is given)."""
+        """The family's own random initialisation (also under a checkpoint, for what it does not hold)."""
 
     def init_weights(self) -> None:
         cfg = self.init_cfg
