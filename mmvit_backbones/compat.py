@@ -18,9 +18,6 @@ from typing import Tuple
 import numpy as np
 import torch
 
-# Allowlisted globals for torch < 2.4, which has no torch.serialization.add_safe_globals: {'module.name': obj}.
-_SAFE_GLOBALS: dict = {}
-
 MIN_TORCH = (2, 1)
 
 
@@ -36,6 +33,12 @@ def require_torch(version: Tuple[int, int], feature: str) -> None:
         raise RuntimeError(f'{feature} needs torch >= {version[0]}.{version[1]}; this is torch {torch.__version__} '
                            f'(mmvit_backbones supports torch >= {MIN_TORCH[0]}.{MIN_TORCH[1]}, where everything '
                            f'else works)')
+
+
+# torch.serialization.add_safe_globals (torch >= 2.4) takes ``(obj, 'module.name')`` pairs from torch 2.6 on; before
+# 2.6, weights-only loading goes through :class:`_RestrictedUnpickler` and this allowlist: {'module.name': obj}.
+SAFE_GLOBAL_PAIRS = torch_version() >= (2, 6)
+_SAFE_GLOBALS: dict = {}
 
 
 def is_compiling() -> bool:
@@ -103,15 +106,15 @@ def allow_mmengine_checkpoint_globals() -> None:
         with contextlib.suppress(ImportError, AttributeError):
             multiarray = importlib.import_module(module)
             aliases += [(getattr(multiarray, n), f'{module}.{n}') for n in ('_reconstruct', 'scalar')]
-    if hasattr(torch.serialization, 'add_safe_globals'):
+    if SAFE_GLOBAL_PAIRS:
         torch.serialization.add_safe_globals(safe + aliases)
-    else:  # torch < 2.4: kept for load_weights_only's restricted unpickler
+    else:  # kept for load_weights_only's restricted unpickler
         _SAFE_GLOBALS.update({f'{obj.__module__}.{obj.__qualname__}': obj for obj in safe})
         _SAFE_GLOBALS.update({name: obj for obj, name in aliases})
 
 
 def _torch_rebuild_globals() -> dict:
-    """What a plain tensor checkpoint pickles through on torch < 2.4: rebuild functions, storages, dtypes."""
+    """What a plain tensor checkpoint pickles through: rebuild functions, storages, dtypes."""
     found = {'torch.Size': torch.Size, 'torch.Tensor': torch.Tensor, 'torch.device': torch.device,
              'torch.nn.parameter.Parameter': torch.nn.Parameter, 'collections.OrderedDict': collections.OrderedDict,
              'torch.serialization._get_layout': torch.serialization._get_layout, '_codecs.encode': _latin1_bytes,
@@ -131,7 +134,7 @@ def _latin1_bytes(text: str, encoding: str) -> bytes:
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    """Weights-only unpickling for torch < 2.4: globals from torch's rebuild set and the allowlist only."""
+    """Weights-only unpickling for torch < 2.6: globals from torch's rebuild set and the allowlist only."""
     allowed: dict = {}  # set by load_weights_only
 
     def find_class(self, module: str, name: str):
@@ -149,10 +152,10 @@ _RESTRICTED_PICKLE = types.SimpleNamespace(Unpickler=_RestrictedUnpickler, load=
 
 
 def load_weights_only(f, map_location=None):
-    """``torch.load(f, weights_only=True)`` with the allowlist (torch < 2.4, whose weights-only unpickler refuses
-    NumPy and ``Namespace``: through :class:`_RestrictedUnpickler`); any other global raises ``UnpicklingError``."""
+    """``torch.load(f, weights_only=True)`` with the allowlist (torch < 2.6, whose weights-only unpickler cannot
+    take it: through :class:`_RestrictedUnpickler`); any other global raises ``UnpicklingError``."""
     allow_mmengine_checkpoint_globals()
-    if hasattr(torch.serialization, 'add_safe_globals'):
+    if SAFE_GLOBAL_PAIRS:
         return torch.load(f, map_location=map_location, weights_only=True)
     _RestrictedUnpickler.allowed = {**_torch_rebuild_globals(), **_SAFE_GLOBALS}
     return torch.load(f, map_location=map_location, weights_only=False, pickle_module=_RESTRICTED_PICKLE)

@@ -45,8 +45,21 @@ class _ReachesPrivateAttr:
         return (getattr, (HistoryBuffer, '__init__'))
 
 
+@pytest.fixture(params=['native', 'restricted'])
+def weights_only_path(request, monkeypatch):
+    """Both ways load_weights_only can take: torch's own allowlist (torch >= 2.6) and the restricted unpickler
+    (torch < 2.6), which runs on any torch."""
+    if request.param == 'restricted':
+        monkeypatch.setattr(compat, 'SAFE_GLOBAL_PAIRS', False)
+        compat.allow_mmengine_checkpoint_globals.cache_clear()
+    elif not compat.SAFE_GLOBAL_PAIRS:
+        pytest.skip(f'torch {torch.__version__} < 2.6 has only the restricted unpickler')
+    yield request.param
+    compat.allow_mmengine_checkpoint_globals.cache_clear()
+
+
 @pytest.mark.parametrize('payload', [_RunsCode(), _ReachesPrivateAttr()], ids=['os.system', 'getattr-private'])
-def test_unsafe_pickles_are_refused(tmp_path, payload):
+def test_unsafe_pickles_are_refused(tmp_path, payload, weights_only_path):
     path = str(tmp_path / 'evil.pth')
     torch.save({'x': payload}, path)
     with pytest.raises(pickle.UnpicklingError):
@@ -56,7 +69,7 @@ def test_unsafe_pickles_are_refused(tmp_path, payload):
             torch.load(path)
 
 
-def test_load_weights_only_reads_mmengine_and_research_checkpoints(tmp_path):
+def test_load_weights_only_reads_mmengine_and_research_checkpoints(tmp_path, weights_only_path):
     """The allowlist (HistoryBuffer, NumPy scalars/arrays, argparse.Namespace) on torch 2.1 as on 2.13."""
     import argparse
     path = str(tmp_path / 'epoch_1.pth')
