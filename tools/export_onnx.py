@@ -29,7 +29,7 @@ def parse_args(argv=None):
     parser.add_argument('--batch', type=int, default=2, help='example batch (>= 2, the batch stays dynamic)')
     parser.add_argument('--opset', type=int, default=18)
     parser.add_argument('--exporter', choices=['dynamo', 'torchscript'],
-                        help="torch.onnx exporter (default: the family's, see mmvit_backbones.onnx_export.EXPORTERS)")
+                        help="torch.onnx exporter (default: the backbone's onnx_exporter attribute)")
     parser.add_argument('--out-indices', type=int, nargs='+', help='stages to return (default: all)')
     parser.add_argument('--check', nargs='+', metavar='HxW',
                         help='sizes for the onnxruntime check (default: two sizes other than --shape)')
