@@ -1,7 +1,7 @@
 # DINO 4-scale with TransNeXt-Tiny, COCO, 12 epochs: the authors' recipe
 # (detection/dino/configs/dino-4scale_transnext_tiny-12e_coco.py), published 55.1 box AP, 47.8M params.
 # The backbone returns stages 2-4 (strides 8/16/32); ChannelMapper adds the stride-64 level.
-_base_ = ['../_base_/dino_4scale_12e_coco.py']
+_base_ = ['../_base_/dino_4scale_12e_coco.py', './_base_/backbone_paramwise.py']
 
 pretrained = 'https://huggingface.co/DaiShiResearch/transnext-tiny-224-1k/resolve/main/transnext_tiny_224_1k.pth'
 num_levels = 4
@@ -20,42 +20,7 @@ model = dict(
     encoder=dict(layer_cfg=dict(self_attn_cfg=dict(num_levels=num_levels))),
     decoder=dict(layer_cfg=dict(cross_attn_cfg=dict(num_levels=num_levels))))
 
-# Backbone lr x0.1 with no decay on biases, norms and the attention's own tables. The authors'
-# comprehensions use range(len(depths) - 1), which leaves patch_embed4.* and norm4.* at lr x1.0 with
-# weight decay; here the multiplier covers the WHOLE backbone (all four stages), as they intended.
-backbone_decay = dict(lr_mult=0.1)
-backbone_nodecay = dict(lr_mult=0.1, decay_mult=0.0)
-custom_keys = {
-    'attn.query_embedding': backbone_nodecay,
-    'relative_pos_bias_local': backbone_nodecay,
-    'cpb': backbone_nodecay,
-    'temperature': backbone_nodecay,
-    'attn.learnable': backbone_decay,
-    'attn.q.weight': backbone_decay,
-    'attn.q.bias': backbone_nodecay,
-    'attn.kv.weight': backbone_decay,
-    'attn.kv.bias': backbone_nodecay,
-    'attn.qkv.weight': backbone_decay,
-    'attn.qkv.bias': backbone_nodecay,
-    'attn.sr.weight': backbone_decay,
-    'attn.sr.bias': backbone_nodecay,
-    'attn.norm': backbone_nodecay,
-    'attn.proj.weight': backbone_decay,
-    'attn.proj.bias': backbone_nodecay,
-    'mlp.fc1.weight': backbone_decay,
-    'mlp.fc1.bias': backbone_nodecay,
-    'mlp.fc2.weight': backbone_decay,
-    'mlp.fc2.bias': backbone_nodecay,
-    'mlp.dwconv.dwconv.weight': backbone_decay,
-    'mlp.dwconv.dwconv.bias': backbone_nodecay,
-}
-custom_keys.update({f'backbone.norm{s}': backbone_nodecay for s in range(1, 5)})
-custom_keys.update({f'backbone.patch_embed{s}.norm': backbone_nodecay for s in range(1, 5)})
-custom_keys.update({f'backbone.patch_embed{s}.proj.weight': backbone_decay for s in range(1, 5)})
-custom_keys.update({f'backbone.patch_embed{s}.proj.bias': backbone_nodecay for s in range(1, 5)})
-# block norms: up to 32 blocks per stage covers every arch (at most 23); extra keys match nothing
-custom_keys.update({f'backbone.block{s}.{b}.norm': backbone_nodecay for s in range(1, 5) for b in range(32)})
-
+# Backbone lr x0.1, no decay on biases, norms and the attention's tables (./_base_/backbone_paramwise.py).
 # AdamW 1e-4, wd 0.05, grad clip 0.1; 1 image per GPU x 8 GPUs, accumulated twice = batch 16.
 # AMP through AmpOptimWrapper: the authors' top-level `fp16 = dict(loss_scale=512.)` is never read by
 # mmdet 3.x, so their run was fp32; use type='OptimWrapper' for an exact reproduction.
@@ -66,5 +31,5 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     clip_grad=dict(max_norm=0.1, norm_type=2),
     accumulative_counts=2,
-    paramwise_cfg=dict(custom_keys=custom_keys, bias_decay_mult=0.0, norm_decay_mult=0.0, flat_decay_mult=0.0))
+    paramwise_cfg=dict(custom_keys=_base_.custom_keys, bias_decay_mult=0.0, norm_decay_mult=0.0, flat_decay_mult=0.0))
 train_dataloader = dict(batch_size=1)
