@@ -1,8 +1,5 @@
-"""Checkpoint loading with key conversion: one converter module per family, one loader for all.
-
-Nothing here imports :mod:`mmvit_backbones.models` (converters receive the model), so the models may
-import this package freely.
-"""
+"""Checkpoint loading with key conversion: one converter module per family, one loader for all. Nothing here
+imports :mod:`mmvit_backbones.models` (converters receive the model), so the models may import this package."""
 from . import crossformer, gcvit, transnext, twins, xcit  # noqa: F401  (register the converters)
 from .files import (CheckpointDownloadError, CheckpointError, cache_dir, cached_path, download_to_cache,
                     file_sha256, read_checkpoint)

@@ -1,16 +1,10 @@
 """Key conversion for CrossFormer / CrossFormer++ checkpoints.
 
-The authors' ImageNet (``{'model': ...}``) and dense (mmdet/mmseg, ``backbone.`` prefix) state dicts
-use this package's module names already (``patch_embed.projs.*``, ``layers.{s}.blocks.{j}.attn.pos.*``,
-``layers.{s}.downsample.reductions.*``, ``ex_conv``/``ex_ln`` for CrossFormer++). Conversion only drops
-what a dense backbone does not hold:
-
-- the classifier: top-level ``norm.*`` and ``head.*``;
-- the v1 classification buffers ``attn.biases``, ``attn.relative_position_index`` and ``attn_mask``,
-  which depend on the 224 training size (the dense model builds them per input shape).
-
-No table needs resizing: the dynamic position bias is an MLP of relative coordinates, so it works for
-any group shape.
+The authors' ImageNet (``{'model': ...}``) and dense (``backbone.``) state dicts use this package's names already
+(``patch_embed.projs.*``, ``layers.{s}.blocks.{j}.attn.pos.*``, ``ex_conv``/``ex_ln`` for CrossFormer++), so
+conversion drops only the classifier (``norm.*``, ``head.*``) and the v1 buffers ``attn.biases``,
+``attn.relative_position_index`` and ``attn_mask``, which depend on the 224 training size (the dense model builds
+them per input shape). Nothing is resized: the dynamic position bias is an MLP of relative coordinates.
 """
 import re
 

@@ -1,8 +1,4 @@
-"""Facts about the authors' weight releases that both a model and its converter need.
-
-Nothing in :mod:`mmvit_backbones.checkpoint` imports :mod:`mmvit_backbones.models` (converters get the model
-as an argument), so ``models -> checkpoint`` is the only direction of import between the two.
-"""
+"""Facts about the authors' weight releases that both a model and its converter need."""
 
 # GC ViT: how the global query generator output (B, C, h, w) is split into heads, per weight release.
 #   'channels_last': channel c feeds head c // head_dim (the fixed code, NVlabs/GCVit c77aae0,

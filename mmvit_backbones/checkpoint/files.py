@@ -1,27 +1,19 @@
 """Where checkpoint bytes come from, and how they are unpickled.
 
-Locations go through mmengine's ``CheckpointLoader`` scheme table (``s3://``, ``pavi://``, ...: a weights-only
-``torch.load`` of a buffer), except these, which mmengine would unpickle with ``weights_only=False`` (arbitrary
-code from a downloaded file) or does not know (:func:`local_checkpoint_file`):
-
-* local paths: ``safetensors`` by its header, else ``torch.load(weights_only=True)`` with the compat allowlist;
-* ``http(s)://``: downloaded once into torch hub's cache (:func:`cached_path`) with a progress bar and a socket
-  timeout; offline, the error names the URL and the cache file to place by hand;
-* ``open-mmlab://``: mmengine's model-zoo table; ``mmvit://<name>``: a default release (:mod:`.zoo`).
-
-An expected hash is optional: ``sha256='<hex or prefix>'``, or ``check_hash=True`` for torch hub's file-name
-convention ``name-<sha256 prefix>.ext``; a mismatch raises :class:`CheckpointError`.
+mmengine's ``CheckpointLoader`` schemes (``s3://``, ``pavi://``, ...: a weights-only ``torch.load`` of a buffer)
+read everything but what mmengine would unpickle with ``weights_only=False`` or does not know: local paths
+(``safetensors`` by its header, else ``torch.load(weights_only=True)`` with the compat allowlist), ``http(s)://``
+(downloaded once into torch hub's cache, :func:`cached_path`), ``open-mmlab://`` (mmengine's model-zoo table)
+and ``mmvit://<name>`` (a default release, :mod:`.zoo`). An expected hash is optional: ``sha256='<hex or
+prefix>'``, or ``check_hash=True`` for torch hub's file names ``name-<sha256 prefix>.ext``.
 """
 import hashlib
 import os
 import os.path as osp
 import pickle
 import re
-import shutil
 import socket
-import tempfile
 import urllib.error
-import urllib.request
 from typing import Optional
 from urllib.parse import urlparse
 
@@ -77,14 +69,6 @@ def cached_path(url: str) -> str:
     return osp.join(cache_dir(), name)
 
 
-def download_timeout() -> float:
-    value = os.environ.get(DOWNLOAD_TIMEOUT_ENV, '')
-    try:
-        return float(value) if value else DEFAULT_DOWNLOAD_TIMEOUT_S
-    except ValueError:
-        raise ValueError(f'{DOWNLOAD_TIMEOUT_ENV}={value!r} is not a number of seconds') from None
-
-
 def file_sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -119,42 +103,33 @@ def verify_sha256(path: str, expected: Optional[str], source: str) -> None:
                               f'it again.')
 
 
-def _offline_message(url: str, dst: str, reason: str) -> str:
-    return (f'cannot download checkpoint {url}: {reason}. Without network access, download the file '
-            f'elsewhere and place it at {dst} (torch hub cache, $TORCH_HOME/hub/checkpoints), or set the '
-            f'checkpoint to a local path.')
-
-
-def _download(url: str, dst: str, progress: bool, timeout: float) -> None:
-    from tqdm import tqdm
-    os.makedirs(osp.dirname(dst), exist_ok=True)
-    request = urllib.request.Request(url, headers={'User-Agent': 'mmvit-backbones'})
-    partial = None
+def _download(url: str, dst: str, progress: bool) -> None:
+    """``torch.hub.download_url_to_file`` (a ``.partial`` file moved into place) under a socket timeout, which it
+    has no argument for; a failure names the URL and the cache file to place by hand."""
+    value = os.environ.get(DOWNLOAD_TIMEOUT_ENV, '')
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            length = response.headers.get('Content-Length')
-            with tempfile.NamedTemporaryFile(dir=osp.dirname(dst), prefix=f'.{osp.basename(dst)}.',
-                                             suffix='.partial', delete=False) as out, \
-                    tqdm(total=int(length) if length else None, disable=not progress, unit='B', unit_scale=True,
-                         unit_divisor=1024, desc=osp.basename(dst)) as bar:
-                partial = out.name
-                for chunk in iter(lambda: response.read(1 << 20), b''):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-        shutil.move(partial, dst)
-        partial = None
+        timeout = float(value) if value else DEFAULT_DOWNLOAD_TIMEOUT_S
+    except ValueError:
+        raise ValueError(f'{DOWNLOAD_TIMEOUT_ENV}={value!r} is not a number of seconds') from None
+    os.makedirs(osp.dirname(dst), exist_ok=True)
+    default_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        torch.hub.download_url_to_file(url, dst, progress=progress)
+        return
     except urllib.error.HTTPError as err:
-        raise CheckpointDownloadError(_offline_message(url, dst, f'HTTP {err.code} {err.reason}')) from err
+        reason, cause = f'HTTP {err.code} {err.reason}', err
     except urllib.error.URLError as err:
-        raise CheckpointDownloadError(_offline_message(url, dst, f'unreachable ({err.reason})')) from err
+        reason, cause = f'unreachable ({err.reason})', err
     except (socket.timeout, TimeoutError) as err:
-        reason = f'no answer within {timeout:g} s (${DOWNLOAD_TIMEOUT_ENV} sets the timeout)'
-        raise CheckpointDownloadError(_offline_message(url, dst, reason)) from err
-    except (ConnectionError, OSError) as err:
-        raise CheckpointDownloadError(_offline_message(url, dst, f'{type(err).__name__}: {err}')) from err
+        reason, cause = f'no answer within {timeout:g} s (${DOWNLOAD_TIMEOUT_ENV} sets the timeout)', err
+    except OSError as err:
+        reason, cause = f'{type(err).__name__}: {err}', err
     finally:
-        if partial is not None and osp.exists(partial):
-            os.remove(partial)
+        socket.setdefaulttimeout(default_timeout)
+    raise CheckpointDownloadError(f'cannot download checkpoint {url}: {reason}. Without network access, download '
+                                  f'the file elsewhere and place it at {dst} (torch hub cache, '
+                                  f'$TORCH_HOME/hub/checkpoints), or set the checkpoint to a local path.') from cause
 
 
 def download_to_cache(url: str, progress: Optional[bool] = None, sha256: Optional[str] = None,
@@ -162,17 +137,17 @@ def download_to_cache(url: str, progress: Optional[bool] = None, sha256: Optiona
     """The cached local file of ``url``, downloaded once (rank 0 first under DDP). The expected hash, if any, is
     checked on every call (also for a file placed in the cache by hand); a fresh download that fails it is
     deleted again, so a retry downloads anew."""
-    from mmengine.dist import barrier, get_dist_info
+    from mmengine.dist import barrier, get_rank  # barrier() is a no-op outside DDP
     dst = cached_path(url)
     expected = expected_sha256(url, sha256, check_hash)
     progress = os.isatty(2) if progress is None else progress
-    rank, world_size = get_dist_info()
-    if world_size > 1 and rank != 0:
+    rank = get_rank()
+    if rank != 0:
         barrier()  # rank 0 downloads first; the others then read the cache (or download on another node)
     downloaded = not osp.isfile(dst)
     if downloaded:
-        _download(url, dst, progress, download_timeout())
-    if world_size > 1 and rank == 0:
+        _download(url, dst, progress)
+    if rank == 0:
         barrier()
     try:
         verify_sha256(dst, expected, url)
@@ -187,8 +162,7 @@ def _resolve_openmmlab(path: str) -> str:
     """``open-mmlab://name`` -> the URL or local file mmengine's model-zoo table names."""
     from mmengine.runner.checkpoint import _get_mmengine_home, get_deprecated_model_names, get_external_models
     name = path.split('://', 1)[1]
-    urls, deprecated = get_external_models(), get_deprecated_model_names()
-    name = deprecated.get(name, name)
+    name, urls = get_deprecated_model_names().get(name, name), get_external_models()
     if name not in urls:
         raise CheckpointError(f'{path}: {name!r} is not in mmengine\'s open-mmlab model zoo table')
     target = urls[name]
@@ -196,25 +170,21 @@ def _resolve_openmmlab(path: str) -> str:
 
 
 def is_safetensors_header(head: bytes) -> bool:
-    """Whether ``head`` (the first bytes of a file) starts a ``safetensors`` file: a little-endian u64
-    header length, then the JSON header (``{``)."""
-    if len(head) < 9:
-        return False
-    length = int.from_bytes(head[:8], 'little')
-    return 2 <= length <= _SAFETENSORS_MAX_HEADER and head[8:9] == b'{'
+    """Whether a file's first bytes start a ``safetensors`` file: a little-endian u64 length, then JSON (``{``)."""
+    return 2 <= int.from_bytes(head[:8], 'little') <= _SAFETENSORS_MAX_HEADER and head[8:9] == b'{'
 
 
 def _download_release(location: str, progress: Optional[bool], sha256: Optional[str], check_hash: bool) -> str:
     """``mmvit://<name>``: the name's default release (:mod:`.zoo`), downloaded like any URL. A hash given by
     the caller wins over the metafile's."""
     from .zoo import SCHEME, direct_url, get_release
-    release = get_release(location[len(SCHEME):])
+    name = location[len(SCHEME):]
+    release = get_release(name)
     try:
         return download_to_cache(direct_url(release), progress=progress, sha256=sha256 or release.sha256,
                                  check_hash=check_hash or (release.check_hash and not sha256))
     except CheckpointDownloadError as err:
-        raise CheckpointDownloadError(f'{location} (the default release of {location[len("mmvit://"):]}): '
-                                      f'{err}') from err
+        raise CheckpointDownloadError(f'{location} (the default release of {name}): {err}') from err
 
 
 def _check_file(path: str) -> bytes:
@@ -247,13 +217,12 @@ def load_safetensors(path: str, map_location='cpu') -> dict:
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f'cannot read checkpoint {path}: the safetensors file is truncated or corrupt '
                               f'({type(err).__name__}: {_first_line(err)})') from err
-    device = torch.device(map_location) if map_location is not None else torch.device('cpu')
-    return state_dict if device.type == 'cpu' else {k: v.to(device) for k, v in state_dict.items()}
+    return {k: v.to(map_location or 'cpu') for k, v in state_dict.items()}  # a no-op on the CPU
 
 
 def load_local(path: str, map_location='cpu'):
-    """Read a local checkpoint file: ``safetensors`` by its header, anything else with
-    ``torch.load(weights_only=True)``, with errors that say what is wrong with it."""
+    """A local checkpoint file: ``safetensors`` by its header, else ``torch.load(weights_only=True)``; errors say
+    what is wrong with the file."""
     from .. import compat
     if is_safetensors_header(_check_file(path)):
         return load_safetensors(path, map_location)

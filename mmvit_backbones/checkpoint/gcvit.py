@@ -1,27 +1,19 @@
-"""Key conversion for GC ViT checkpoints (NVlabs/GCVit ImageNet releases and their detection backbone).
+"""Key conversion for GC ViT checkpoints (NVlabs/GCVit ImageNet releases, their detection backbone, timm's port).
 
-This package keeps the authors' parameter names (``patch_embed.*``, ``levels.i.q_global_gen.*``,
-``levels.i.blocks.j.*``, ``levels.i.downsample.*``, ``norm0..3``), so conversion is:
+The authors' names are kept (``patch_embed.*``, ``levels.i.q_global_gen.*``, ``levels.i.blocks.j.*``,
+``levels.i.downsample.*``, ``norm0..3``), so conversion drops the classifier (``norm.*``, ``head.*``) and the
+``relative_position_index`` buffers (rebuilt for the model's window), and resizes every
+``relative_position_bias_table`` bicubically from its training window (7/7/14/7 for ImageNet) to the model's
+dense window (24 by default), as the authors' detection backbone does (``align_corners=False``, float32).
 
-- drop the classifier (``norm.*``, ``head.*``) and the ``relative_position_index`` buffers (rebuilt
-  for the model's window);
-- resize every ``relative_position_bias_table`` bicubically from the window it was trained with
-  (7/7/14/7 for the ImageNet releases) to the model's dense window (24 by default), as the authors'
-  detection backbone does after loading (``align_corners=False``, float32);
-- carry the global-query head split. The authors' checkpoints do not record which code they were
-  trained with (the 2022-07-26 and the later releases have the same keys and shapes), so for them the
-  model's ``global_query_split`` argument stands; this package's own checkpoints hold
-  ``global_query_split_code`` and restore it.
+The global-query head split is carried: the authors' files do not record which code trained them (the
+2022-07-26 and later releases have the same keys and shapes), so the model's ``global_query_split`` stands; ours
+hold ``global_query_split_code`` and restore it. The withdrawn first release (2022-07-01: ``levels.i.to_q_global``
+fed a scrambled view of the stage input) is refused with an explanation.
 
-The first release (2022-07-01) kept the generator at ``levels.i.to_q_global`` and fed it a scrambled
-view of the stage input; it was withdrawn upstream and is refused with an explanation.
-
-timm's port (``timm/models/gcvit.py``, the ``gcvit_*.in1k`` files; detected by ``stem.down.`` and
-``global_block.``) names the same tensors differently; :data:`_TIMM_PREFIXES` and :data:`_TIMM_MBCONV_PARTS`
-rename them to the authors' names first (timm's ``stages.i.downsample`` is the authors'
-``levels.{i-1}.downsample``; its SE 1x1 convs become linears). timm splits the global query into heads
-channels-last (the authors' fixed code), so a timm file sets ``global_query_split='channels_last'`` whatever the
-constructor said (logged when it differs).
+timm's names (``stem.down.``, ``global_block.``) become the authors' first (:func:`_from_timm`). timm splits the
+query channels-last, so a timm file sets ``global_query_split='channels_last'`` whatever the constructor said
+(logged when it differs).
 """
 import re
 
@@ -41,8 +33,7 @@ SPLIT_KEY = 'global_query_split_code'
 
 def is_timm_layout(state_dict: StateDict) -> bool:
     """timm's GC ViT names: ``stem.down.*`` and ``stages.i.global_block.*``."""
-    keys = state_dict.keys()
-    return any(k.startswith('stem.down.') for k in keys) and any('.global_block.blocks.' in k for k in keys)
+    return any(k.startswith('stem.down.') for k in state_dict) and any('.global_block.blocks.' in k for k in state_dict)
 
 
 def _detect(state_dict: StateDict) -> bool:
@@ -70,7 +61,7 @@ _TIMM_PREFIXES = (  # (pattern, replacement): the first that matches renames the
 
 
 def _from_timm(state_dict: StateDict) -> StateDict:
-    """timm's GC ViT keys -> the authors' (see the module docstring)."""
+    """timm's GC ViT keys -> the authors' (its ``stages.i.downsample`` is ``levels.{i-1}.downsample``)."""
     out = {}
     for key, value in state_dict.items():
         new = _TIMM_MBCONV.sub(lambda m: f'.conv.{_TIMM_MBCONV_PARTS[m[1]]}.', rename_key(key, _TIMM_PREFIXES))
@@ -99,15 +90,15 @@ def convert(state_dict: StateDict, model: nn.Module) -> StateDict:
         if key.startswith(('head.', 'norm.')) or key.endswith('relative_position_index'):
             continue
         out[key] = resize_rel_pos_table(value, (windows[key], windows[key])) if key in windows else value
-    if timm and hasattr(model, 'global_query_split_code'):  # timm computes the channels-last split
+    if timm:  # timm computes the channels-last split
         out[SPLIT_KEY] = torch.tensor(GLOBAL_QUERY_SPLITS.index('channels_last'))
-    if SPLIT_KEY in out and hasattr(model, 'global_query_split_code'):
+    if SPLIT_KEY in out:
         code = int(out[SPLIT_KEY])
         if code != int(model.global_query_split_code):
             print_log(f'GCViT: the checkpoint was trained with global_query_split code {code} '
                       f'({GLOBAL_QUERY_SPLITS[code] if 0 <= code < len(GLOBAL_QUERY_SPLITS) else "unknown"}); '
                       f"it replaces the constructor's '{model.global_query_split}'", logger='current')
-    elif hasattr(model, 'global_query_split'):
+    else:
         out[SPLIT_KEY] = model.global_query_split_code.clone()
         print_log(f"GCViT: the checkpoint does not say which global-query head split it was trained with; "
                   f"using global_query_split='{model.global_query_split}' (set 'channels_first' for the "

@@ -27,27 +27,25 @@ class LoadReport:
     unexpected: List[str] = field(default_factory=list)
 
     def summary(self, model_name: str) -> str:
-        total = len(self.loaded) + len(self.missing)
-        lines = [f'{model_name}: loaded {len(self.loaded)}/{total} tensors from {self.source} '
-                 f'(container: {self.container})']
-        if self.missing:
-            lines.append(f'  missing, left at their initialisation ({len(self.missing)}): {_short(self.missing)}')
-        if self.unexpected:
-            lines.append(f'  not used by this model, ignored ({len(self.unexpected)}): {_short(self.unexpected)}')
-        return '\n'.join(lines)
+        return report_lines(f'{model_name}: loaded {len(self.loaded)}/{len(self.loaded) + len(self.missing)} '
+                            f'tensors from {self.source} (container: {self.container})',
+                            ('missing, left at their initialisation', self.missing, 8),
+                            ('not used by this model, ignored', self.unexpected, 8))
 
 
 def _short(keys: List[str], n: int = 8) -> str:
     return ', '.join(keys[:n]) + (f', ... (+{len(keys) - n})' if len(keys) > n else '')
 
 
+def report_lines(header: str, *groups: Tuple[str, List[str], int]) -> str:
+    """``header``, then a line per non-empty group ``(label, keys, how many keys to name)``."""
+    return '\n'.join([header] + [f'  {label} ({len(keys)}): {_short(keys, n)}' for label, keys, n in groups if keys])
+
+
 def extract_state_dict(ckpt: dict, source: str = '<memory>', prefix: Optional[str] = None) -> Tuple[StateDict, str]:
     """Unwrap the container and strip wrapper prefixes; returns ``(state_dict, container_name)``."""
-    container = 'raw'
-    for key in CONTAINER_KEYS:
-        if key in ckpt and isinstance(ckpt[key], dict):
-            ckpt, container = ckpt[key], key
-            break
+    container = next((key for key in CONTAINER_KEYS if isinstance(ckpt.get(key), dict)), 'raw')
+    ckpt = ckpt if container == 'raw' else ckpt[container]
     state_dict = {k: v for k, v in ckpt.items() if isinstance(v, torch.Tensor)}
     if not state_dict:
         raise CheckpointError(f'checkpoint {source} has no tensors under {CONTAINER_KEYS} or at top level '
@@ -67,11 +65,8 @@ def extract_state_dict(ckpt: dict, source: str = '<memory>', prefix: Optional[st
 
 def apply_state_dict(model: nn.Module, state_dict: StateDict, source: str, container: str,
                      allow_missing=lambda key: False, allow_unexpected=None) -> LoadReport:
-    """Load a converted state dict into ``model``.
-
-    Raises on shape mismatches, on missing parameters that ``allow_missing`` does not accept, and on
-    unexpected keys not known to be unused (:func:`unused_keys`).
-    """
+    """Load a converted state dict into ``model``; raises on shape mismatches, on missing parameters that
+    ``allow_missing`` does not accept and on unexpected keys not known to be unused (:func:`unused_keys`)."""
     own = model.state_dict()
     mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
                   for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
@@ -98,8 +93,7 @@ def unused_keys(model: nn.Module, state_dict: StateDict, source: str, allow_unex
     unexpected = [k for k in state_dict if k not in own]
     foreign = [k for k in unexpected if not ((allow_unexpected or is_classifier_key)(k, model) or is_unbuilt(k))]
     if foreign:
-        arch = getattr(model, 'arch_settings', None)
-        depths = arch.get('depths') if isinstance(arch, dict) else None
+        depths = (getattr(model, 'arch_settings', None) or {}).get('depths')
         hint = f'the model has depths {tuple(depths)}' if depths is not None else 'check the arch'
         raise CheckpointError(f'{type(model).__name__}: {len(foreign)} tensors of {source} match no parameter of '
                               f'this model (another arch or depth? {hint}): {_short(foreign, 6)}')

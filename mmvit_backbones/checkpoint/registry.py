@@ -1,6 +1,6 @@
 """One key converter per family: official (ImageNet or dense) state dict -> this package's keys."""
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Pattern, Sequence, Tuple, Union
 
 import torch
@@ -31,27 +31,24 @@ class Converter:
     """How to bring a family's checkpoints to this package's parameter names.
 
     Attributes:
-        family: the family name (``PyramidBackbone.family``; ``--family`` of the CLI).
-        convert: ``(state_dict, model) -> state_dict`` with our key names and the model's shapes (tables
-            resized to its window/position settings); passes this package's own keys through unchanged.
+        family: the family name (``PyramidBackbone.family``, the CLI's ``--family``).
+        convert: ``(state_dict, model) -> state_dict`` in our names and the model's shapes; ours pass through.
         detect: ``state_dict -> bool``: whether the keys look like this family (official or ours).
-        allow_missing: ``key -> bool``: our parameters that a valid checkpoint may lack (e.g. the output
-            norms the dense backbone adds to an ImageNet model); they keep their initialisation.
-        allow_unexpected: ``(key, model) -> bool``: converted keys known to be unused (classifier head,
-            final norm); the loader also accepts those of unbuilt stages (``model.is_unbuilt_key``).
+        allow_missing: ``key -> bool``: our parameters a valid checkpoint may lack (the output norms a dense
+            backbone adds to an ImageNet model); they keep their initialisation.
+        allow_unexpected: ``(key, model) -> bool``: converted keys known to be unused (default: the classifier).
     """
     family: str
     convert: Callable[[StateDict, nn.Module], StateDict]
     detect: Callable[[StateDict], bool]
     allow_missing: Callable[[str], bool]
-    allow_unexpected: Callable[[str, nn.Module], bool] = field(default=is_classifier_key)
+    allow_unexpected: Callable[[str, nn.Module], bool] = is_classifier_key
 
 
 CONVERTERS: Dict[str, Converter] = {}
 
 
-def register_converter(family: str,
-                       detect: Callable[[StateDict], bool],
+def register_converter(family: str, detect: Callable[[StateDict], bool],
                        allow_missing: Optional[Callable[[str], bool]] = None,
                        allow_unexpected: Optional[Callable[[str, nn.Module], bool]] = None):
     """Decorator registering ``convert(state_dict, model)`` as the converter of ``family``."""

@@ -4,11 +4,8 @@ import torch.nn.functional as F
 
 
 def resize_rel_pos_table(table: torch.Tensor, dst_window: tuple, mode: str = 'bicubic') -> torch.Tensor:
-    """Resize a Swin-style relative-position-bias table ``((2Wh-1)*(2Ww-1), heads)`` to ``dst_window``.
-
-    The source window is inferred from the table length when it is square. Interpolation runs in
-    float32 with ``align_corners=False`` (what the authors' detection code does).
-    """
+    """Resize a Swin-style relative-position-bias table ``((2Wh-1)*(2Ww-1), heads)`` of a square window to
+    ``dst_window``, in float32 with ``align_corners=False`` (what the authors' detection code does)."""
     num_rel, heads = table.shape
     dst_h, dst_w = 2 * dst_window[0] - 1, 2 * dst_window[1] - 1
     if num_rel == dst_h * dst_w:

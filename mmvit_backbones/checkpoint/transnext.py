@@ -1,11 +1,9 @@
 """Key conversion for TransNeXt checkpoints.
 
-The authors' ImageNet checkpoints and the state dicts of their dense backbones (inside their
-mmdet/mmseg checkpoints, under ``backbone.``) use the same parameter names as this package, so
-conversion only drops what a dense backbone does not have: the classifier ``head.*`` and buffers
-that older exports may carry (position-bias indices and coordinate tables, length scales, padding
-masks; all recomputed here from the input size). The position bias is an MLP of coordinates, so
-no table needs resizing for the dense setting.
+The authors' ImageNet and dense (``backbone.``) state dicts use this package's names, so conversion drops only
+the classifier ``head.*`` and buffers that older exports may carry (position-bias indices and coordinate tables,
+length scales, padding masks), all recomputed from the input size. The position bias is an MLP of coordinates:
+no table needs resizing.
 """
 import re
 
@@ -14,7 +12,6 @@ from torch import nn
 from .loader import CheckpointError
 from .registry import StateDict, register_converter
 
-DROPPED_PREFIXES = ('head.', )
 DROPPED_NAMES = ('relative_pos_index', 'relative_coords_table', 'seq_length_scale', 'padding_mask')
 
 
@@ -24,21 +21,15 @@ def is_transnext(state_dict: StateDict) -> bool:
                for k in state_dict)
 
 
-def _dropped(key: str) -> bool:
-    return key.startswith(DROPPED_PREFIXES) or key.rsplit('.', 1)[-1].rstrip('0123456789') in DROPPED_NAMES
-
-
 @register_converter('transnext', detect=is_transnext)
 def convert(state_dict: StateDict, model: nn.Module) -> StateDict:
-    """Authors' ImageNet / dense keys (or ours) -> ours: the same names, minus head and buffers.
-
-    Tiny and Small share all widths, so a depth mismatch is named as such (blocks per stage) rather than
-    by the keys that do not fit.
-    """
+    """Authors' ImageNet / dense keys (or ours) -> ours, minus head and buffers. Tiny and Small share all widths,
+    so a depth mismatch is named as such (blocks per stage), not by the keys that do not fit."""
     depths, found = getattr(model, 'depths', None), {}  # found: stage (from 1) -> number of blocks
     for match in filter(None, (re.match(r'block(\d+)\.(\d+)\.', key) for key in state_dict)):
         found[int(match[1])] = max(found.get(int(match[1]), 0), int(match[2]) + 1)
     if depths is not None and any(s > len(depths) or n != depths[s - 1] for s, n in found.items()):
         raise CheckpointError(f'the checkpoint has {[found.get(s, 0) for s in range(1, len(depths) + 1)]} '
                               f'blocks per stage, the model {list(depths)} (wrong arch?)')
-    return {k: v for k, v in state_dict.items() if not _dropped(k)}
+    return {k: v for k, v in state_dict.items()  # buffer names may carry a stage number: relative_pos_index1
+            if not (k.startswith('head.') or k.rsplit('.', 1)[-1].rstrip('0123456789') in DROPPED_NAMES)}

@@ -1,28 +1,20 @@
-"""Key conversion for Twins (PCPVT / SVT) checkpoints.
+"""Key conversion for Twins (PCPVT / SVT) checkpoints; one rename table (:data:`_RULES`) serves every layout:
 
-Accepted layouts (``backbone.``/``module.`` prefixes and containers are stripped by the loader):
-
-* the authors' ImageNet checkpoints (``pcpvt_*.pth``, ``alt_gvt_*.pth``) and their dense backbones
-  (``detection/gvt.py``, ``segmentation/gvt.py``; ``norm_list`` in the SVT one), which share one layout
-  (``patch_embeds.{i}``, ``blocks.{i}.{j}``, ``pos_block.{i}``); the classification-only ``norm.*`` and
-  ``head.*`` are left unconverted, so the load report lists them as unexpected;
-* timm's port (``timm/models/twins.py``, the ``twins_*.in1k`` files): the authors' names exactly;
-* mmseg 1.x's ``PCPVT``/``SVT`` (``tools/model_converters/twins2mmseg.py`` layout; mmseg's
-  ``pretrain/twins/*.pth`` files): ``layers``, ``patch_embeds.{i}.projection``,
-  ``position_encodings.{i}.proj``, GSA ``attn.attn.in_proj_*`` (q and kv concatenated, q first) and
-  ``attn.attn.out_proj``, ``ffn.layers.0.0`` / ``ffn.layers.1``;
-* mmpretrain 1.x's ``PCPVT``/``SVT`` (its ``twins-*_3rdparty_*_in1k`` files): mmseg's names, but
-  ``stages.{i}.{j}`` blocks whose attention keeps the authors' names, and ``norm_after_stage{i}`` (the last
-  one is the classifier's final norm, dropped like the authors' ``norm``);
+* the authors' ImageNet checkpoints (``pcpvt_*.pth``, ``alt_gvt_*.pth``), their dense backbones
+  (``detection/gvt.py``, ``segmentation/gvt.py``; ``norm_list`` in the SVT one) and timm's port (``twins_*.in1k``):
+  ``patch_embeds.{i}``, ``blocks.{i}.{j}``, ``pos_block.{i}``; the classifier's ``norm.*`` and ``head.*`` stay
+  unconverted, so the load report lists them as unexpected;
+* mmseg 1.x's ``PCPVT``/``SVT`` (``twins2mmseg.py``; ``pretrain/twins/*.pth``): ``layers``,
+  ``patch_embeds.{i}.projection``, ``position_encodings.{i}.proj``, GSA ``attn.attn.in_proj_*`` (q and kv
+  concatenated, q first) and ``attn.attn.out_proj``, ``ffn.layers.0.0`` / ``ffn.layers.1``;
+* mmpretrain 1.x's (``twins-*_3rdparty_*_in1k``): mmseg's names, but ``stages.{i}.{j}`` blocks with the authors'
+  attention names, and ``norm_after_stage{i}`` (the last is the classifier's final norm, dropped like ``norm``);
 * this package's own keys (``stages.{i}.blocks.{j}.*``), passed through unchanged.
 
-A checkpoint of the other Twins variant (SVT weights into a PCPVT model or the reverse) is refused
-with a message naming both.
+Weights of the other variant (SVT into a PCPVT model or the reverse) are refused, naming both.
 """
 import re
-from typing import Dict
 
-import torch
 from torch import nn
 
 from .loader import CheckpointError
@@ -57,21 +49,15 @@ def is_twins(state_dict: StateDict) -> bool:
     return any(_TWINS_KEY.match(k) for k in state_dict)
 
 
-def checkpoint_variant(state_dict: StateDict) -> str:
-    """'SVT' when the checkpoint has LSA blocks (``attn.qkv``), else 'PCPVT'."""
-    return 'SVT' if any('.attn.qkv.' in k for k in state_dict) else 'PCPVT'
-
-
 @register_converter('twins', detect=is_twins, allow_missing=lambda key: bool(_SVT_OUTPUT_NORM.match(key)))
 def convert_twins(state_dict: StateDict, model: nn.Module) -> StateDict:
-    """Authors' (ImageNet or dense, and timm's), mmseg's or mmpretrain's Twins keys -> this package's keys;
-    ours pass through."""
-    ckpt_variant = checkpoint_variant(state_dict)
+    """Any layout of the module docstring -> this package's keys."""
+    ckpt_variant = 'SVT' if any('.attn.qkv.' in k for k in state_dict) else 'PCPVT'  # SVT's LSA blocks: attn.qkv
     model_variant = 'SVT' if getattr(model, 'arch_settings', {}).get('window_sizes') is not None else 'PCPVT'
     if ckpt_variant != model_variant:
         raise CheckpointError(f'this is a Twins-{ckpt_variant} checkpoint but the model is {type(model).__name__} '
                               f'(Twins-{model_variant}); use Twins{ckpt_variant} with the matching arch')
-    out: Dict[str, torch.Tensor] = {}
+    out = {}
     for key, value in state_dict.items():
         match = _MMSEG_IN_PROJ.match(key)
         if match:  # nn.MultiheadAttention in_proj = cat([q, kv]) along the output dimension

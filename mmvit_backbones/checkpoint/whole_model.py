@@ -1,16 +1,12 @@
 """Whole detectors and segmentors: the authors' mmdet 2.x/3.x and mmseg 0.x/1.x checkpoints into ours
 (what each family released: docs/checkpoints.md).
 
-* ``backbone.*``: the family check and converter of the model's backbone, as for ``init_cfg``; keys no backbone
-  parameter takes raise (another arch or depth), known-unused ones (classifier, unbuilt stages) are reported;
-* neck and heads: :data:`HEAD_RENAMES` of the library generation that wrote the checkpoint
-  (``meta.mmdet_version`` / ``meta.mmseg_version``). The tables are empty because the submodule names that make
-  the keys are the same in mmdet 2.28.2 and 3.3.0 and in mmseg 0.30.0 and 1.2.2 for every neck and head these
-  families released, and TransNeXt's Mask2Former (mmseg 1.0 / mmdet 3.0 / mmcv 2.0) names its parts as mmseg
-  1.2 / mmdet 3.3 / mmcv 2.1 do (tests/fixtures/whole_models/). A rename goes there if a release needs one.
-
-Then every tensor of the model is compared with the converted checkpoint: shape mismatches and parameters the
-checkpoint lacks are listed; :func:`load_whole_model` raises on them when ``strict``.
+``backbone.*`` keys go through the backbone's family check and converter, as for ``init_cfg``; neck and head keys
+through :data:`HEAD_RENAMES` of the library generation that wrote the file (``meta.mmdet_version`` /
+``meta.mmseg_version``). The tables are empty: every neck and head these families released has the same
+submodule names (hence keys) in mmdet 2.28.2 and 3.3.0 and in mmseg 0.30.0 and 1.2.2, and TransNeXt's Mask2Former
+(mmseg 1.0 / mmdet 3.0 / mmcv 2.0) names its parts as mmseg 1.2 / mmdet 3.3 / mmcv 2.1 do
+(tests/fixtures/whole_models/). A rename goes there if a release needs one.
 """
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -19,26 +15,22 @@ from mmengine.logging import print_log
 from torch import nn
 
 from .files import CheckpointError, read_checkpoint
-from .loader import _short, check_family, extract_state_dict, unused_keys
+from .loader import _short, check_family, extract_state_dict, report_lines, unused_keys
 from .registry import CONVERTERS, StateDict, get_converter
 
 # library -> {major version of the checkpoint's writer: [(pattern, replacement), ...]} into mmdet 3 / mmseg 1
-HEAD_RENAMES: Dict[str, Dict[int, List[Tuple[str, str]]]] = {
-    'mmdet': {2: []},
-    'mmseg': {0: []},
-}
+HEAD_RENAMES: Dict[str, Dict[int, List[Tuple[str, str]]]] = {'mmdet': {2: []}, 'mmseg': {0: []}}
 # Tensors a model may hold that no released checkpoint needs to carry.
 NOT_REQUIRED = re.compile(r'(^|\.)num_batches_tracked$')
 
 
 def writer_of(checkpoint: dict) -> Optional[Tuple[str, str]]:
     """``('mmdet', '2.19.0')``-style name and version of the library that wrote ``checkpoint``."""
-    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
-    if isinstance(meta, dict):
-        for library in ('mmdet', 'mmseg'):
-            version = meta.get(f'{library}_version')
-            if isinstance(version, str) and version[:1].isdigit():
-                return library, version
+    meta = checkpoint.get('meta')
+    for library in ('mmdet', 'mmseg'):
+        version = meta.get(f'{library}_version') if isinstance(meta, dict) else None
+        if isinstance(version, str) and version[:1].isdigit():
+            return library, version
     return None
 
 
@@ -94,28 +86,21 @@ def apply_whole_state_dict(model: nn.Module, state_dict: StateDict, source: str,
     unexpected = [k for k in state_dict if k not in own]
     name = type(model).__name__
     if strict and (missing or mismatched):
-        problems = []
-        if missing:
-            problems.append(f'{len(missing)} tensors of the model are not in it: {_short(missing, 10)}')
-        if mismatched:
-            problems.append(f'{len(mismatched)} have another shape: {_short(mismatched, 5)}')
+        problems = [f'{len(missing)} tensors of the model are not in it: {_short(missing, 10)}'] if missing else []
+        problems += [f'{len(mismatched)} have another shape: {_short(mismatched, 5)}'] if mismatched else []
         raise CheckpointError(f'{name}: checkpoint {source} does not fit the model, {"; ".join(problems)}. '
                               f'Is it a checkpoint of this config (family, arch, head, classes)? To evaluate '
                               f'anyway with those tensors left at their initialisation, pass --allow-partial '
                               f'(tools/test.py) or set allow_partial_load=True in the config.')
     model.load_state_dict(loadable, strict=False)
     writer = '{} {}'.format(*info['writer']) if info.get('writer') else 'mmengine'
-    lines = [f'{name}: loaded {len(loadable)}/{len(own)} tensors from {source} (container: {info["container"]}, '
-             f'written by {writer}' + (f', backbone keys converted as {info["family"]}' if info.get('family')
-                                       else '') + ')']
-    if missing:
-        lines.append(f'  missing, left at their initialisation ({len(missing)}): {_short(missing)}')
-    if mismatched:
-        lines.append(f'  shape mismatch, not loaded ({len(mismatched)}): {_short(mismatched, 4)}')
-    if info.get('ignored') or unexpected:
-        ignored = info.get('ignored', []) + unexpected
-        lines.append(f'  in the checkpoint, not in the model, ignored ({len(ignored)}): {_short(ignored)}')
-    print_log('\n'.join(lines), logger='current', level=30 if (missing or mismatched) else 20)
+    family = f', backbone keys converted as {info["family"]}' if info.get('family') else ''
+    print_log(report_lines(f'{name}: loaded {len(loadable)}/{len(own)} tensors from {source} (container: '
+                           f'{info["container"]}, written by {writer}{family})',
+                           ('missing, left at their initialisation', missing, 8),
+                           ('shape mismatch, not loaded', mismatched, 4),
+                           ('in the checkpoint, not in the model, ignored', info.get('ignored', []) + unexpected, 8)),
+              logger='current', level=30 if (missing or mismatched) else 20)
     return dict(loaded=list(loadable), missing=missing, mismatched=mismatched, unexpected=unexpected,
                 ignored=info.get('ignored', []))
 

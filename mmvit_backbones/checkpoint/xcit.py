@@ -1,21 +1,12 @@
-"""Key conversion for XCiT checkpoints.
+"""Key conversion for XCiT checkpoints: the authors' ImageNet models (timm's port differs only in ``pos_embed.`` for
+``pos_embeder.``), their detection/segmentation backbone (the same names plus the ``fpn1``/``fpn2`` adapters),
+mmpretrain 1.x's ``XCiT`` (``xca_layers.``; its mmcv ``ConvModule``/``FFN`` wrappers add a level of names that
+:data:`_MMPRETRAIN` removes) and this package's own keys (passed through).
 
-Accepted layouts (after the loader has unwrapped ``model``/``state_dict`` and ``backbone.``):
-
-* the authors' ImageNet models (``xcit.py``; timm's port differs only in ``pos_embed.`` for
-  ``pos_embeder.``): the class token, class-attention blocks, final norm and head are
-  classification-only and dropped; the pyramid is not in them and keeps its initialisation;
-* the authors' detection/segmentation backbone (same names plus the ``fpn1``/``fpn2`` adapters);
-* mmpretrain 1.x's ``XCiT`` (its ``xcit-*_3rdparty*_in1k`` files; detected by ``xca_layers.``), whose
-  mmcv ``ConvModule``/``FFN`` wrappers add a level of names (:data:`_MMPRETRAIN` brings them to the
-  authors' names or ours);
-* this package's own keys, passed through unchanged.
-
-The blocks keep the authors' names; the patch embedding's ``proj.{2j}.{0,1}`` (conv, BN), the position
-encoding's ``token_projection`` and the dense adapters ``fpn1``/``fpn2`` get ours (:func:`_rename`).
-
-XCiT has no size-dependent tables (the Fourier position code is computed for every input size), so
-nothing is resized.
+The blocks keep the authors' names; the patch embedding's ``proj.{2j}.{0,1}`` (conv, BN), the position encoding's
+``token_projection`` and the dense adapters get ours. The class token, class-attention blocks, final norm and head
+are classification-only and dropped; the pyramid is not in ImageNet files and keeps its initialisation. Nothing is
+resized: the Fourier position code is computed for every input size.
 """
 import re
 
@@ -24,7 +15,8 @@ from .registry import StateDict, is_classifier_key, register_converter, rename_k
 CLASSIFICATION_ONLY = ('cls_token', 'cls_attn_blocks.', 'ca_layers.', 'norm.', 'head.', 'dist_token',
                        'head_dist.')
 
-_PATCH_EMBED = re.compile(r'^patch_embed\.proj\.(\d+)\.([01])\.(.+)$')
+_PATCH_EMBED = re.compile(r'^patch_embed\.proj\.(\d+)\.([01])\.')  # the authors' (conv, BN, GELU) x n
+_BLOCK = re.compile(r'^blocks\.(\d+)\.')
 _POS_EMBED = (re.compile(r'^pos_embed(?:er)?\.token_projection\.'), 'pos_embed.proj.')  # authors' / timm's
 _FPN = {  # patch size -> (the authors' dense adapter, our pyramid level) rules
     16: [(re.compile(r'^fpn1\.0\.'), 'pyramid.levels.0.up1.'), (re.compile(r'^fpn1\.1\.'), 'pyramid.levels.0.bn.'),
@@ -49,19 +41,6 @@ def is_xcit(state_dict: StateDict) -> bool:
     return any('.local_mp.' in key for key in state_dict)
 
 
-def _rename(key: str, patch_size: int, norm_names) -> str:
-    match = _PATCH_EMBED.match(key)
-    if match:
-        index, part, rest = int(match.group(1)), match.group(2), match.group(3)
-        conv = index // 2
-        name = 'conv' if part == '0' else (norm_names[conv] if conv < len(norm_names) else 'bn')
-        return f'patch_embed.convs.{conv}.{name}.{rest}'
-    return rename_key(key, [_POS_EMBED] + _FPN[patch_size])
-
-
-_BLOCK = re.compile(r'^blocks\.(\d+)\.')
-
-
 def _allow_unexpected(key: str, model) -> bool:
     """Classifier keys, and the blocks after the last of ``tap_blocks`` (no output needs them, so even a
     full-depth model does not build them); the loader accepts what ``out_indices`` leaves unbuilt."""
@@ -72,9 +51,15 @@ def _allow_unexpected(key: str, model) -> bool:
 @register_converter('xcit', detect=is_xcit, allow_missing=lambda key: key.startswith('pyramid.'),
                     allow_unexpected=_allow_unexpected)
 def convert(state_dict: StateDict, model) -> StateDict:
-    """Authors' (ImageNet or dense, and timm's), mmpretrain's or our XCiT keys -> this package's keys for
-    ``model``."""
+    """Any layout of the module docstring -> this package's keys for ``model``."""
     norm_names = [conv.norm_name for conv in model.patch_embed.convs]
+
+    def patch_embed(match) -> str:  # proj.{2j}.0: conv j; proj.{2j}.1: its norm
+        conv = int(match[1]) // 2
+        norm = norm_names[conv] if conv < len(norm_names) else 'bn'  # a deeper checkpoint's extra convs
+        return f"patch_embed.convs.{conv}.{'conv' if match[2] == '0' else norm}."
+
+    rules = [(_PATCH_EMBED, patch_embed), _POS_EMBED] + _FPN[model.patch_size]
     mmpretrain = any(key.startswith('xca_layers.') for key in state_dict)
     out = {}
     for key, value in state_dict.items():
@@ -82,5 +67,5 @@ def convert(state_dict: StateDict, model) -> StateDict:
             continue
         for pattern, repl in _MMPRETRAIN if mmpretrain else ():
             key = pattern.sub(repl, key)
-        out[_rename(key, model.patch_size, norm_names)] = value
+        out[rename_key(key, rules)] = value
     return out

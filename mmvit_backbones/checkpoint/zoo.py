@@ -1,7 +1,5 @@
-"""The default ImageNet release of each backbone name, read from the model-zoo metafiles.
-
-Each family's ``configs/<family>/metafile.yml`` has a ``Backbones`` list (beside OpenMMLab's ``Collections`` and
-``Models``), one entry per ``create_backbone`` name::
+"""The default ImageNet release of each ``create_backbone`` name, from the ``Backbones`` list that each family's
+``configs/<family>/metafile.yml`` has beside OpenMMLab's ``Collections`` and ``Models``::
 
     Backbones:
       - Name: twins-svt-small
@@ -13,13 +11,11 @@ Each family's ``configs/<family>/metafile.yml`` has a ``Backbones`` list (beside
       - Name: crossformer-small
         Weights (manual download): 'https://drive.google.com/...'   # no direct link published
 
-``create_backbone(name, pretrained=True)`` and ``init_cfg=dict(type='Pretrained', checkpoint='mmvit://<name>')``
-download ``Weights`` like any URL (:mod:`.files`). The metafiles are found next to the package
-(``mmvit_backbones/.mim/``, in a wheel or an editable install) or in the source tree.
+``create_backbone(name, pretrained=True)`` and ``checkpoint='mmvit://<name>'`` download ``Weights`` like any URL.
 """
 import functools
 import os.path as osp
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 from .files import CheckpointError
@@ -37,7 +33,7 @@ class Release:
     check_hash: bool = False
     sha256: Optional[str] = None
     page: Optional[str] = None  # manual-download page, when there is no direct link
-    alternatives: Tuple[str, ...] = field(default_factory=tuple)
+    alternatives: Tuple[str, ...] = ()
     metafile: str = ''
 
     @property
@@ -94,9 +90,8 @@ def get_release(name: str) -> Release:
     key = name.strip().lower()
     known = releases()
     if key not in known:
-        direct = sorted(n for n, r in known.items() if r.url)
         raise CheckpointError(f'backbone {name!r} has no default release in the model-zoo metafiles; names with '
-                              f'one: {", ".join(direct)}')
+                              f'one: {", ".join(sorted(n for n, r in known.items() if r.url))}')
     return known[key]
 
 
