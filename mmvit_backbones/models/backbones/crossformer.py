@@ -40,6 +40,7 @@ from ..layers.linear import Linear
 from ..layers.mlp import Mlp
 from ..layers.padding import pad_nchw, round_up
 from ..layers.relative_position import relative_offsets, relative_position_index
+from ..layers.windows import group_partition, group_reverse
 from .base import PyramidBackbone
 
 # Additive mask for padded keys. The authors' -1e6 (crossformer_backbone*.py: NEG_INF) is -inf once autocast
@@ -119,29 +120,6 @@ class CrossScaleMerging(nn.Module):
 
 
 # ------------------------------------------------------------------------------------- grouping
-def group_partition(x_nhwc: torch.Tensor, group_h: int, group_w: int, interval: int) -> torch.Tensor:
-    """``(B, Hp, Wp, C)`` -> ``(B * num_groups, group_h * group_w, C)``: groups of tokens sampled at stride
-    ``interval``. Regions of ``(group_h * interval) x (group_w * interval)`` tile the map, each holding
-    ``interval**2`` groups; group ``(i, j)`` takes the tokens at offsets ``(a * interval + i, b * interval + j)``.
-    ``interval == 1`` gives SDA windows, ``interval > 1`` LDA groups (one region per map in the v1 grouping).
-    """
-    b, hp, wp, c = x_nhwc.shape
-    rh, rw = hp // (group_h * interval), wp // (group_w * interval)
-    x = x_nhwc.view(b, rh, group_h, interval, rw, group_w, interval, c)
-    x = x.permute(0, 1, 4, 3, 6, 2, 5, 7)  # B, Rh, Rw, I, I, Gh, Gw, C
-    return x.reshape(-1, group_h * group_w, c)
-
-
-def group_reverse(groups: torch.Tensor, group_h: int, group_w: int, interval: int, hp: int,
-                  wp: int) -> torch.Tensor:
-    """Inverse of :func:`group_partition`: ``(B * num_groups, Gh * Gw, C)`` -> ``(B, Hp, Wp, C)``."""
-    c = groups.shape[-1]
-    rh, rw = hp // (group_h * interval), wp // (group_w * interval)
-    x = groups.view(-1, rh, rw, interval, interval, group_h, group_w, c)
-    x = x.permute(0, 1, 5, 3, 2, 6, 4, 7)  # B, Rh, Gh, I, Rw, Gw, I, C
-    return x.reshape(-1, hp, wp, c)
-
-
 class GroupPlan(NamedTuple):
     """How one block groups an ``h x w`` map: group shape, sampling interval and padded size."""
     group_h: int
@@ -320,9 +298,7 @@ class CrossFormerBlock(nn.Module):
         plan = plan_groups(h, w, self.group_size, self.interval, self.long_distance, self.grouping)
         desc = (f"{'LDA' if plan.interval > 1 else 'SDA'} group attention ({plan.group_h}x{plan.group_w} tokens"
                 f"{f', interval {plan.interval}' if plan.interval > 1 else ''})")
-        return grouped_attention_map(probs, h, w, *plan.padded,
-                                     lambda pos: group_partition(pos, plan.group_h, plan.group_w, plan.interval),
-                                     desc)
+        return grouped_attention_map(probs, h, w, plan.group_h, plan.group_w, plan.interval, desc)
 
     def forward(self, x_nhwc: torch.Tensor) -> torch.Tensor:
         x_nhwc = x_nhwc + self.drop_path(self.attention(self.norm1(x_nhwc)))

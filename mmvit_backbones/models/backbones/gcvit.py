@@ -27,9 +27,9 @@ from ..layers.drop import DropPath, drop_path_schedule
 from ..layers.init import init_vit_weights
 from ..layers.linear import Linear
 from ..layers.mlp import Mlp
-from ..layers.padding import pad_nhwc, round_up
+from ..layers.padding import pad_nhwc
 from ..layers.relative_position import relative_position_index
-from ..layers.windows import window_partition, window_reverse
+from ..layers.windows import group_partition, group_reverse
 from .base import PyramidBackbone
 
 # Number of FeatExtract blocks of each stage's global query generator (log2 of the stage's
@@ -202,9 +202,9 @@ class GCViTBlock(nn.Module):
         b, h, w, c = x_nhwc.shape
         ws = self.window_size
         padded, pad_b, pad_r = pad_nhwc(self.norm1(x_nhwc), ws, ws)
-        windows = window_partition(padded, ws, ws)  # (B*nW, ws*ws, C)
+        windows = group_partition(padded, ws, ws)  # (B*nW, ws*ws, C)
         windows = self.attn(windows, q_global if self.attn.is_global else None)
-        attn_nhwc = window_reverse(windows, ws, ws, h + pad_b, w + pad_r)
+        attn_nhwc = group_reverse(windows, ws, ws, 1, h + pad_b, w + pad_r)
         if is_tracing() or pad_b or pad_r:
             attn_nhwc = attn_nhwc[:, :h, :w]
         x_nhwc = x_nhwc + self.drop_path(self._scale(attn_nhwc, self.gamma1))
@@ -215,9 +215,7 @@ class GCViTBlock(nn.Module):
         _, h, w, _ = inputs[0].shape
         ws = self.window_size
         kind = 'global' if self.attn.is_global else 'local'
-        return grouped_attention_map(probs, h, w, round_up(h, ws), round_up(w, ws),
-                                     lambda pos: window_partition(pos, ws, ws),
-                                     f'{kind} window attention ({ws}x{ws} windows)')
+        return grouped_attention_map(probs, h, w, ws, ws, 1, f'{kind} window attention ({ws}x{ws} windows)')
 
     @staticmethod
     def _scale(x: torch.Tensor, gamma: Optional[torch.Tensor]) -> torch.Tensor:

@@ -26,8 +26,8 @@ from ..layers.drop import DropPath, drop_path_schedule
 from ..layers.init import init_vit_weights
 from ..layers.linear import Linear
 from ..layers.mlp import Mlp
-from ..layers.padding import pad_nchw, pad_nhwc, round_up
-from ..layers.windows import window_partition, window_reverse
+from ..layers.padding import pad_nchw, pad_nhwc
+from ..layers.windows import group_partition, group_reverse
 from .base import PyramidBackbone
 
 HW = Tuple[int, int]
@@ -145,7 +145,7 @@ class LocallyGroupedAttention(nn.Module):
         real = rows[:, None] & cols[None, :]
         if self.mask_mode == 'official':  # masked only when both sides are padded
             real = real | ~((~rows).any() & (~cols).any())
-        mask = window_partition(real[None, :, :, None], ws, ws).reshape(-1, 1, 1, ws * ws)
+        mask = group_partition(real[None, :, :, None], ws, ws).reshape(-1, 1, 1, ws * ws)
         return mask.expand(batch, -1, -1, -1, -1).reshape(-1, *mask.shape[1:])
 
     def forward(self, tokens: torch.Tensor, hw: HW) -> torch.Tensor:
@@ -154,11 +154,11 @@ class LocallyGroupedAttention(nn.Module):
         ws, heads = self.window_size, self.num_heads
         x_nhwc, pad_b, pad_r = pad_nhwc(tokens.reshape(b, h, w, c), ws, ws)
         hp, wp = x_nhwc.shape[1:3]
-        windows = window_partition(x_nhwc, ws, ws)  # (B*nW, ws*ws, C)
+        windows = group_partition(x_nhwc, ws, ws)  # (B*nW, ws*ws, C)
         q, k, v = self.qkv(windows).reshape(windows.shape[0], ws * ws, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
         mask = self.key_mask(h, w, pad_b, pad_r, tokens.device, batch=b)  # (B*nW, 1, 1, ws*ws) or None
         out = softmax_attention(q, k, v, mask, reference=self.attn_impl == 'reference')  # (B*nW, heads, N, d)
-        x_nhwc = window_reverse(out.transpose(1, 2).reshape(-1, ws * ws, c), ws, ws, hp, wp)
+        x_nhwc = group_reverse(out.transpose(1, 2).reshape(-1, ws * ws, c), ws, ws, 1, hp, wp)
         return self.proj(x_nhwc[:, :h, :w].reshape(b, n, c))
 
 
@@ -178,9 +178,7 @@ class TwinsBlock(nn.Module):
         h, w = inputs[1]
         if isinstance(self.attn, LocallyGroupedAttention):
             ws = self.attn.window_size
-            return grouped_attention_map(probs, h, w, round_up(h, ws), round_up(w, ws),
-                                         lambda pos: window_partition(pos, ws, ws),
-                                         f'locally-grouped attention ({ws}x{ws} windows)')
+            return grouped_attention_map(probs, h, w, ws, ws, 1, f'locally-grouped attention ({ws}x{ws} windows)')
         return subsampled_attention_map(probs, h, w, self.attn.sr_ratio)
 
     def forward(self, tokens: torch.Tensor, hw: HW) -> torch.Tensor:
@@ -297,9 +295,8 @@ class TwinsBackbone(PyramidBackbone):
 
 
 _PCPVT_COMMON = dict(embed_dims=[64, 128, 320, 512], num_heads=[1, 2, 5, 8], mlp_ratios=[8, 8, 4, 4],
-                     sr_ratios=[8, 4, 2, 1], window_sizes=None, norm_after_stage=False)
-_SVT_COMMON = dict(mlp_ratios=[4, 4, 4, 4], sr_ratios=[8, 4, 2, 1], window_sizes=[7, 7, 7, 7],
-                   norm_after_stage=True)
+                     sr_ratios=[8, 4, 2, 1])  # window_sizes, norm_after_stage: each class's arch_defaults
+_SVT_COMMON = dict(mlp_ratios=[4, 4, 4, 4], sr_ratios=[8, 4, 2, 1])
 
 
 @MODELS.register_module()

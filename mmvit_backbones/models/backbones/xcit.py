@@ -32,9 +32,6 @@ from ..layers.mlp import Mlp
 from ..layers.pyramid import SimplePyramid
 from .base import PyramidBackbone
 
-STRIDES = (4, 8, 16, 32)
-
-
 def _arch(embed_dims: int, depth: int, num_heads: int, patch_size: int) -> dict:
     # Layer-scale init (``eta``) is 1.0 for the 12-layer models and 1e-5 for the 24-layer ones; the
     # tapped blocks are those of the authors' dense configs.
@@ -62,14 +59,11 @@ class ConvPatchEmbed(nn.Module):
         super().__init__()
         num_convs = int(math.log2(patch_size))
         widths = [embed_dims // 2**(num_convs - 1 - i) for i in range(num_convs)]
-        convs, prev = [], in_channels
-        for i, width in enumerate(widths):
-            last = i == num_convs - 1
-            # efficient_conv_bn_eval folds the BN into the conv whenever the BN is in eval mode.
-            convs.append(ConvModule(prev, width, 3, stride=2, padding=1, norm_cfg=norm_cfg,
-                                    act_cfg=None if last else dict(type='GELU'), efficient_conv_bn_eval=True))
-            prev = width
-        self.convs = nn.Sequential(*convs)
+        # efficient_conv_bn_eval folds the BN into the conv whenever the BN is in eval mode.
+        self.convs = nn.Sequential(*(
+            ConvModule(c_in, c_out, 3, stride=2, padding=1, norm_cfg=norm_cfg,
+                       act_cfg=None if i == num_convs - 1 else dict(type='GELU'), efficient_conv_bn_eval=True)
+            for i, (c_in, c_out) in enumerate(zip([in_channels] + widths[:-1], widths))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Channels-last convolutions are faster (oneDNN, tensor cores) and leave the output already in
@@ -103,20 +97,16 @@ class FourierPositionEncoding(nn.Module):
         """``(h * w, 2 * hidden_dim)`` features, y frequencies first, (sin, cos) interleaved."""
 
         def make() -> torch.Tensor:
-            eps, scale = 1e-6, 2 * math.pi
-            y = torch.arange(1, h + 1, dtype=torch.float32, device=device)
-            x = torch.arange(1, w + 1, dtype=torch.float32, device=device)
-            y = y / (y[-1:] + eps) * scale
-            x = x / (x[-1:] + eps) * scale
             dim_t = torch.arange(self.hidden_dim, dtype=torch.float32, device=device)
             dim_t = self.temperature**(2 * (dim_t // 2) / self.hidden_dim)
 
-            def encode(pos: torch.Tensor) -> torch.Tensor:  # (L,) -> (L, hidden_dim)
-                angles = pos[:, None] / dim_t
+            def encode(size: int) -> torch.Tensor:  # positions 1..size -> (size, hidden_dim)
+                pos = torch.arange(1, size + 1, dtype=torch.float32, device=device)
+                angles = (pos / (pos[-1:] + 1e-6) * (2 * math.pi))[:, None] / dim_t
                 return torch.stack((angles[:, 0::2].sin(), angles[:, 1::2].cos()), dim=2).flatten(1)
 
-            pos_y = encode(y)[:, None, :].expand(h, w, self.hidden_dim)
-            pos_x = encode(x)[None, :, :].expand(h, w, self.hidden_dim)
+            pos_y = encode(h)[:, None, :].expand(h, w, self.hidden_dim)
+            pos_x = encode(w)[None, :, :].expand(h, w, self.hidden_dim)
             return torch.cat((pos_y, pos_x), dim=2).reshape(h * w, 2 * self.hidden_dim)
 
         return self._cache.get((h, w), make, device)
@@ -296,7 +286,7 @@ class XCiT(PyramidBackbone):
             XCABlock(self.embed_dims, self.num_heads, self.mlp_ratio, self.drop_path_rate, self.layer_scale_init,
                      norm_cfg) for _ in range(self.tap_blocks[self.last_stage] + 1)
         ])
-        self.pyramid = SimplePyramid(self.embed_dims, self.patch_size, STRIDES, self.out_indices, norm_cfg)
+        self.pyramid = SimplePyramid(self.embed_dims, self.patch_size, self.stage_strides, self.out_indices, norm_cfg)
         self.out_channels = tuple(self.embed_dims for _ in self.out_indices)
 
     def _check_settings(self) -> None:

@@ -7,8 +7,6 @@ erf GELU; ~1e-6 relative summation-order differences). It runs only for float32 
 outside graph capture (tracing, export, ``torch.compile`` and FLOP counting see ``F.linear``/``nn.GELU``),
 where PyTorch has oneDNN; parameters, initialisation and ``isinstance(m, nn.Linear)`` are ``nn.Linear``'s.
 """
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -42,10 +40,6 @@ def linear(x: torch.Tensor, layer: nn.Linear, gelu: bool = False) -> torch.Tenso
         return _ONEDNN_LINEAR(x, layer.weight, layer.bias, 'gelu', [], 'none')
     out = layer(x)  # a module call (hooks, FLOP counting by module); a Linear takes the fused bias path
     return F.gelu(out) if gelu else out
-
-
-def is_exact_gelu(module: Optional[nn.Module]) -> bool:
-    return type(module) is nn.GELU and module.approximate == 'none'
 
 
 class Linear(nn.Linear):
