@@ -12,15 +12,11 @@ and "CrossFormer++: ..." (arXiv:2303.06908):
 - CrossFormer++ only: amplitude cooling layers (ACL: depthwise 3x3 conv then LayerNorm, replacing the tokens,
   no residual) after every third block of a stage but the last.
 
-The authors' dense code has two LDA groupings (``grouping``): ``'v1'`` (their ``crossformer`` branch, behind
-the published CrossFormer numbers) pads to a multiple of I and makes I*I groups of (Hp/I) x (Wp/I) tokens, so
-groups grow with the image, and maps with ``min(H, W) <= G`` use SDA with G = min(H, W); ``'main'`` (their
-``main`` branch, CrossFormer++) pads to a multiple of G*I, each (G*I) x (G*I) region holding I*I groups of
-G x G tokens, and maps with ``min(H, W) <= G`` use one padded max(H, W) x max(H, W) group.
-
-Padded tokens are zeros after ``norm1``, masked as keys (see :func:`padded_key_mask`) and cropped. Unlike the
-authors' code, no block is mutated during forward (theirs switches a block to SDA for good once it sees a
-small map), and the stem and PatchMerging accept any size.
+The authors' dense code has two groupings (``grouping``, :func:`plan_groups`): ``'v1'`` (their ``crossformer``
+branch, behind the published CrossFormer numbers) and ``'main'`` (their ``main`` branch, CrossFormer++). Padded
+tokens are zeros after ``norm1``, masked as keys (:func:`padded_key_mask`) and cropped. Unlike the authors'
+code, no block is mutated during forward (theirs switches a block to SDA for good once it sees a small map),
+and the stem and PatchMerging accept any size.
 """
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -136,8 +132,10 @@ class GroupPlan(NamedTuple):
 def plan_groups(h: int, w: int, group_size: int, interval: int, long_distance: bool, grouping: str) -> GroupPlan:
     """The group shape, sampling interval and padded size the authors' dense code uses for an h x w map.
 
-    v1: ``crossformer`` branch ``models/crossformer_backbone.py`` (CrossFormerBlock.forward);
-    main: ``main`` branch ``models/crossformer_backbone_det.py`` (CrossFormerBlock.forward).
+    v1 (``crossformer`` branch ``models/crossformer_backbone.py``): LDA pads to a multiple of I and makes I*I
+    groups of (Hp/I) x (Wp/I) tokens (groups grow with the image); maps with ``min(h, w) <= G`` take SDA with
+    G = min(h, w). main (``main`` branch ``models/crossformer_backbone_det.py``): LDA pads to a multiple of G*I,
+    each (G*I) x (G*I) region holding I*I groups of G x G tokens; small maps take one max(h, w)-sided group.
     """
     if min(h, w) <= group_size:  # the map is small: plain SDA with one window side
         g = min(h, w) if grouping == 'v1' else max(h, w)

@@ -118,11 +118,9 @@ class GlobalQueryGen(nn.Module):
         ws = self.window_size
         if is_tracing() or (h, w) != (ws, ws):  # traced: resize always (the identity at ws x ws)
             q_nchw = F.interpolate(q_nchw, size=(ws, ws), mode='bicubic', align_corners=False)
-        if self.split == 'channels_last':
-            tokens = q_nchw.permute(0, 2, 3, 1).reshape(b, ws * ws, self.num_heads, c // self.num_heads)
-        else:  # 2022-07-26 weights: the NCHW buffer read as (N, heads, head_dim)
-            tokens = q_nchw.reshape(b, ws * ws, self.num_heads, c // self.num_heads)
-        return tokens.transpose(1, 2)  # (B, heads, N, head_dim)
+        # 'channels_first' (2022-07-26 weights): the NCHW buffer read as (N, heads, head_dim)
+        q = q_nchw.permute(0, 2, 3, 1) if self.split == 'channels_last' else q_nchw
+        return q.reshape(b, ws * ws, self.num_heads, c // self.num_heads).transpose(1, 2)  # (B, heads, N, head_dim)
 
 
 class WindowAttention(nn.Module):
@@ -192,11 +190,9 @@ class GCViTBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        if layer_scale is not None:
-            self.gamma1 = nn.Parameter(torch.full((dim, ), float(layer_scale)))
-            self.gamma2 = nn.Parameter(torch.full((dim, ), float(layer_scale)))
-        else:
-            self.gamma1 = self.gamma2 = None
+        with_scale = layer_scale is not None
+        self.gamma1 = nn.Parameter(torch.full((dim, ), float(layer_scale))) if with_scale else None
+        self.gamma2 = nn.Parameter(torch.full((dim, ), float(layer_scale))) if with_scale else None
 
     def forward(self, x_nhwc: torch.Tensor, q_global: torch.Tensor) -> torch.Tensor:
         b, h, w, c = x_nhwc.shape
@@ -267,14 +263,10 @@ class GCViT(PyramidBackbone):
         'xtiny': dict(embed_dims=64, depths=(3, 4, 6, 5), num_heads=(2, 4, 8, 16), mlp_ratio=3.0),
         'tiny': dict(embed_dims=64, depths=(3, 4, 19, 5), num_heads=(2, 4, 8, 16), mlp_ratio=3.0),
         'tiny2': dict(embed_dims=64, depths=(3, 4, 29, 5), num_heads=(2, 4, 8, 16), mlp_ratio=3.0),
-        'small': dict(embed_dims=96, depths=(3, 4, 19, 5), num_heads=(3, 6, 12, 24), mlp_ratio=2.0,
-                      layer_scale=1e-5),
-        'small2': dict(embed_dims=96, depths=(3, 4, 23, 5), num_heads=(3, 6, 12, 24), mlp_ratio=3.0,
-                       layer_scale=1e-5),
-        'base': dict(embed_dims=128, depths=(3, 4, 19, 5), num_heads=(4, 8, 16, 32), mlp_ratio=2.0,
-                     layer_scale=1e-5),
-        'large': dict(embed_dims=192, depths=(3, 4, 19, 5), num_heads=(6, 12, 24, 48), mlp_ratio=2.0,
-                      layer_scale=1e-5),
+        'small': dict(embed_dims=96, depths=(3, 4, 19, 5), num_heads=(3, 6, 12, 24), mlp_ratio=2.0, layer_scale=1e-5),
+        'small2': dict(embed_dims=96, depths=(3, 4, 23, 5), num_heads=(3, 6, 12, 24), mlp_ratio=3.0, layer_scale=1e-5),
+        'base': dict(embed_dims=128, depths=(3, 4, 19, 5), num_heads=(4, 8, 16, 32), mlp_ratio=2.0, layer_scale=1e-5),
+        'large': dict(embed_dims=192, depths=(3, 4, 19, 5), num_heads=(6, 12, 24, 48), mlp_ratio=2.0, layer_scale=1e-5),
     }
 
     def __init__(self,

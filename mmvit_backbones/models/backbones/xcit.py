@@ -337,8 +337,7 @@ class XCiT(PyramidBackbone):
 
     def forward_stage(self, index: int, state) -> Tuple[tuple, Optional[torch.Tensor]]:
         tokens, hw, image_size = state
-        for i in self._stage_blocks(index):
-            tokens = self.run_checkpointed(self.blocks[i], tokens, hw)
+        tokens = self.run_blocks(self.stage_blocks(index), tokens, hw)
         feature = None
         if index in self.out_indices:  # the tapped map through its pyramid level
             b, _, c = tokens.shape

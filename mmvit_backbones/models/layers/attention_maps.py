@@ -1,9 +1,6 @@
-"""Attention maps of the centre query, built from recorded attention probabilities (analysis tools).
-
-A block's ``attention_map(inputs, probs)`` (see :meth:`PyramidBackbone.stage_blocks`) maps the
-probabilities of its attention back to positions of the stage's map with these helpers: a map of
-position indices is partitioned exactly as the block partitions its tokens (windows, groups), so each
-probability lands on the cell its key came from.
+"""Attention maps of the centre query from recorded attention probabilities (analysis tools): a block's
+``attention_map(inputs, probs)`` (see :meth:`PyramidBackbone.stage_blocks`) partitions a map of position
+indices exactly as it partitions its tokens, so each probability lands on the cell its key came from.
 """
 from typing import Dict
 
