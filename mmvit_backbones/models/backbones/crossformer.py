@@ -211,21 +211,18 @@ class GroupAttention(nn.Module):
             lambda: (relative_offsets(group_h, group_w, device), relative_position_index(group_h, group_w, device)),
             device)
 
-    def bias_table(self, group_h: int, group_w: int, device: torch.device) -> torch.Tensor:
-        """``((2Gh-1)(2Gw-1), num_heads)`` DPB outputs, cached per group shape outside training."""
-        offsets, _ = self.coords_and_index(group_h, group_w, device)
+    def position_bias(self, group_h: int, group_w: int, device: torch.device) -> torch.Tensor:
+        """``(num_heads, N, N)`` bias for a group of ``N = group_h * group_w`` tokens, gathered from the
+        ``((2Gh-1)(2Gw-1), num_heads)`` DPB table, which is cached per group shape outside training."""
+        offsets, index = self.coords_and_index(group_h, group_w, device)
         params = list(self.pos.parameters())
         # graphs recompute it: version counters cannot key a cache inside a graph
         if self.training or (torch.is_grad_enabled() and any(p.requires_grad for p in params)) or is_capturing():
             self._table_cache.clear()
-            return self.pos(offsets.to(params[0].dtype))
-        key = (group_h, group_w, params[0].data_ptr()) + tuple(p._version for p in params)
-        return self._table_cache.get(key, lambda: self.pos(offsets.to(params[0].dtype)), device, params[0].dtype)
-
-    def position_bias(self, group_h: int, group_w: int, device: torch.device) -> torch.Tensor:
-        """``(num_heads, N, N)`` bias for a group of ``N = group_h * group_w`` tokens."""
-        _, index = self.coords_and_index(group_h, group_w, device)
-        table = self.bias_table(group_h, group_w, device)  # T, nH
+            table = self.pos(offsets.to(params[0].dtype))
+        else:
+            key = (group_h, group_w, params[0].data_ptr()) + tuple(p._version for p in params)
+            table = self._table_cache.get(key, lambda: self.pos(offsets.to(params[0].dtype)), device, params[0].dtype)
         return table.t()[:, index]
 
     def forward(self, groups: torch.Tensor, batch: int, group_h: int, group_w: int,

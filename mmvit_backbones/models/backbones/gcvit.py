@@ -102,24 +102,22 @@ class FeatExtract(nn.Module):
 class GlobalQueryGen(nn.Module):
     """Global query tokens of a stage (Sec. 3.3): FeatExtract steps down to about 1/32 of the image,
     resized bicubically to the ``window x window`` grid (the dense code's rule, so any input size works),
-    split into heads. Returns ``(B, heads, window*window, head_dim)``."""
+    split into heads as ``split`` says. Returns ``(B, heads, window*window, head_dim)``."""
 
-    def __init__(self, dim: int, num_heads: int, window_size: int, pools: Sequence[bool],
-                 split: str = 'channels_last') -> None:
+    def __init__(self, dim: int, num_heads: int, window_size: int, pools: Sequence[bool]) -> None:
         super().__init__()
         self.to_q_global = nn.Sequential(*[FeatExtract(dim, pool) for pool in pools])
         self.num_heads = num_heads
         self.window_size = window_size
-        self.split = split
 
-    def forward(self, x_nchw: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_nchw: torch.Tensor, split: str) -> torch.Tensor:
         q_nchw = self.to_q_global(x_nchw)
         b, c, h, w = q_nchw.shape
         ws = self.window_size
         if is_tracing() or (h, w) != (ws, ws):  # traced: resize always (the identity at ws x ws)
             q_nchw = F.interpolate(q_nchw, size=(ws, ws), mode='bicubic', align_corners=False)
         # 'channels_first' (2022-07-26 weights): the NCHW buffer read as (N, heads, head_dim)
-        q = q_nchw.permute(0, 2, 3, 1) if self.split == 'channels_last' else q_nchw
+        q = q_nchw.permute(0, 2, 3, 1) if split == 'channels_last' else q_nchw
         return q.reshape(b, ws * ws, self.num_heads, c // self.num_heads).transpose(1, 2)  # (B, heads, N, head_dim)
 
 
@@ -224,11 +222,10 @@ class GCViTStage(nn.Module):
 
     def __init__(self, dim: int, depth: int, num_heads: int, window_size: int, mlp_ratio: float,
                  query_pools: Sequence[bool], drop_paths: Sequence[float], layer_scale: Optional[float],
-                 global_query_split: str, downsample: bool, qkv_bias: bool = True) -> None:
+                 downsample: bool, qkv_bias: bool = True) -> None:
         super().__init__()
         # a one-block stage has no global block, so no query generator (it would be an unused parameter)
-        self.q_global_gen = GlobalQueryGen(dim, num_heads, window_size, query_pools, global_query_split) \
-            if depth > 1 else None
+        self.q_global_gen = GlobalQueryGen(dim, num_heads, window_size, query_pools) if depth > 1 else None
         self.blocks = nn.ModuleList([
             GCViTBlock(dim, num_heads, window_size, is_global=(j % 2 == 1), mlp_ratio=mlp_ratio,
                        drop_path=drop_paths[j], layer_scale=layer_scale, qkv_bias=qkv_bias)
@@ -295,9 +292,6 @@ class GCViT(PyramidBackbone):
         if len(windows) != self.num_stages or any(not isinstance(w, int) or w < 1 for w in windows):
             raise ValueError(f'GCViT: window_size {window_size!r} must be a positive int or '
                              f'{self.num_stages} positive ints')
-        if global_query_split not in GLOBAL_QUERY_SPLITS:
-            raise ValueError(f'GCViT: global_query_split {global_query_split!r} is not one of '
-                             f'{GLOBAL_QUERY_SPLITS}')
         self.embed_dims = dims
         self.out_channels = tuple(dims[i] for i in self.out_indices)
         self.window_size = windows
@@ -310,15 +304,15 @@ class GCViT(PyramidBackbone):
         self.patch_embed = PatchEmbed(in_channels, dims[0])
         self.levels = nn.ModuleList([
             GCViTStage(dims[i], depths[i], num_heads[i], windows[i], float(settings['mlp_ratio']),
-                       query_pools[i], drop_paths[i], self.layer_scale, global_query_split,
-                       downsample=i < self.last_stage, qkv_bias=qkv_bias)
+                       query_pools[i], drop_paths[i], self.layer_scale, downsample=i < self.last_stage,
+                       qkv_bias=qkv_bias)
             for i in range(self.last_stage + 1)
         ])
         for i in self.out_indices:
             self.add_module(f'norm{i}', nn.LayerNorm(dims[i]))
         # Records the head split in our own checkpoints so that loading one restores it.
-        self._split_index = GLOBAL_QUERY_SPLITS.index(global_query_split)
-        self.register_buffer('global_query_split_code', torch.tensor(self._split_index), persistent=True)
+        self.register_buffer('global_query_split_code', torch.tensor(0), persistent=True)
+        self.set_global_query_split(global_query_split)
 
     # ------------------------------------------------------------------------ weight generations
     @property
@@ -329,9 +323,6 @@ class GCViT(PyramidBackbone):
         """Switch every stage to ``split`` (one of :data:`GLOBAL_QUERY_SPLITS`)."""
         if split not in GLOBAL_QUERY_SPLITS:
             raise ValueError(f'GCViT: global_query_split {split!r} is not one of {GLOBAL_QUERY_SPLITS}')
-        for stage in self.levels:
-            if stage.q_global_gen is not None:
-                stage.q_global_gen.split = split
         self._split_index = GLOBAL_QUERY_SPLITS.index(split)
         self.global_query_split_code.fill_(self._split_index)
 
@@ -380,6 +371,7 @@ class GCViT(PyramidBackbone):
         if index > 0:
             x_nhwc = self.levels[index - 1].downsample(x_nhwc)
         stage = self.levels[index]
-        q_global = stage.q_global_gen(x_nhwc.permute(0, 3, 1, 2)) if stage.q_global_gen is not None else None
+        q_global = None if stage.q_global_gen is None else \
+            stage.q_global_gen(x_nhwc.permute(0, 3, 1, 2), self.global_query_split)
         x_nhwc = self.run_blocks(stage.blocks, x_nhwc, q_global)
         return x_nhwc, x_nhwc  # the stage output before its downsampling

@@ -14,15 +14,10 @@ from torch import nn
 from ... import compat
 from ...utils.fast_paths import cpu_fast_path
 
-
-def _find_onednn_linear():
-    try:
-        return torch.ops.mkldnn._linear_pointwise
-    except (AttributeError, RuntimeError):  # a build without oneDNN, or a torch without the op
-        return None
-
-
-_ONEDNN_LINEAR = _find_onednn_linear()
+try:
+    _ONEDNN_LINEAR = torch.ops.mkldnn._linear_pointwise
+except (AttributeError, RuntimeError):  # a build without oneDNN, or a torch without the op
+    _ONEDNN_LINEAR = None
 _ONEDNN_AVAILABLE = _ONEDNN_LINEAR is not None and torch.backends.mkldnn.is_available()
 
 
