@@ -148,13 +148,11 @@ class XCA(nn.Module):
     """Cross-covariance attention: a ``d x d`` attention map per head mixes the channels (paper Sec. 3), at a
     cost linear in the number of tokens. ``temperature`` (one per head) replaces the ``1/sqrt(d)`` scale."""
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True) -> None:
+    def __init__(self, dim: int, num_heads: int) -> None:  # XCiT checks that num_heads divides dim
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f'XCA: dim {dim} is not divisible by num_heads {num_heads}')
         self.num_heads = num_heads
         self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
-        self.qkv = Linear(dim, dim * 3, bias=qkv_bias)
+        self.qkv = Linear(dim, dim * 3)
         self.proj = Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
