@@ -24,4 +24,3 @@ def group_reverse(groups: torch.Tensor, group_h: int, group_w: int, interval: in
     x = groups.view(b, rh, rw, interval, interval, group_h, group_w, c)
     x = x.permute(0, 1, 5, 3, 2, 6, 4, 7)  # B, Rh, Gh, I, Rw, Gw, I, C
     return x.reshape(b, hp, wp, c)
-
