@@ -1,48 +1,42 @@
 """CrossFormer (ICLR'22) and CrossFormer++ (TPAMI'23) as dense-prediction backbones.
 
-Paper: Wang et al., "CrossFormer: A Versatile Vision Transformer Hinging on Cross-scale Attention"
-(arXiv:2108.00154) and "CrossFormer++: ..." (arXiv:2303.06908). Pieces:
+Wang et al., "CrossFormer: A Versatile Vision Transformer Hinging on Cross-scale Attention" (arXiv:2108.00154)
+and "CrossFormer++: ..." (arXiv:2303.06908):
 
-- cross-scale embedding layer (CEL, Sec. 3.1): convolutions of several kernel sizes with one stride,
-  concatenated, larger kernels getting fewer channels; it embeds the image and merges every stage;
-- long/short-distance attention (LSDA, Sec. 3.2): blocks alternate short-distance attention (SDA,
-  adjacent G x G groups) and long-distance attention (LDA, tokens sampled at interval I);
-- dynamic position bias (DPB, Sec. 3.3): an MLP from relative coordinates to a per-head bias, so any
-  group shape works and no table needs resizing;
-- CrossFormer++ only: amplitude cooling layers (ACL: depthwise 3x3 conv then LayerNorm, replacing the
-  tokens, no residual) after every third block of a stage but the last.
+- cross-scale embedding layer (CEL, Sec. 3.1): strided convolutions of several kernel sizes, concatenated
+  (larger kernels get fewer channels); it embeds the image and merges every stage;
+- long/short-distance attention (LSDA, Sec. 3.2): blocks alternate short-distance attention (SDA, adjacent
+  G x G groups) and long-distance attention (LDA, tokens sampled at interval I);
+- dynamic position bias (DPB, Sec. 3.3): an MLP from relative coordinates to a per-head bias, so any group
+  shape works and no table needs resizing;
+- CrossFormer++ only: amplitude cooling layers (ACL: depthwise 3x3 conv then LayerNorm, replacing the tokens,
+  no residual) after every third block of a stage but the last.
 
-Two LDA groupings exist in the authors' dense code (``grouping``):
-
-- ``'v1'`` (their ``crossformer`` branch, which produced the published CrossFormer numbers): pad to a
-  multiple of I; I*I groups of (Hp/I) x (Wp/I) tokens, so groups grow with the image; maps with
-  ``min(H, W) <= G`` use SDA with G = min(H, W);
-- ``'main'`` (their ``main`` branch, CrossFormer++): pad to a multiple of G*I; every (G*I) x (G*I)
-  region holds I*I groups of G x G tokens; maps with ``min(H, W) <= G`` use one padded
-  max(H, W) x max(H, W) group.
-
-Padded tokens are zeros after ``norm1`` and are masked as keys (-1e4; the authors' -1e6 is -inf in fp16), then
-cropped; groups made only of padding mask nothing (see :func:`padded_key_mask`).
-Unlike the authors' code, nothing here mutates a block during forward (theirs switches a block to SDA
-for good once it sees a small map), PatchMerging accepts odd sizes, and the stem accepts any size.
+The authors' dense code has two groupings (``grouping``, :func:`plan_groups`): ``'v1'`` (their ``crossformer``
+branch, behind the published CrossFormer numbers) and ``'main'`` (their ``main`` branch, CrossFormer++). Padded
+tokens are zeros after ``norm1``, masked as keys (:func:`padded_key_mask`) and cropped. Unlike the authors'
+code, no block is mutated during forward (theirs switches a block to SDA for good once it sees a small map),
+and the stem and PatchMerging accept any size.
 """
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import nn
 
-from ..layers.attention_maps import grouped_attention_map
 from ...utils.cache import ShapeCache
+from ...utils.fast_paths import chunked_inference, chunks, cpu_fast_path
+from ...utils.tracing import is_capturing, is_tracing
+from ..layers.attention import softmax_attention
+from ..layers.attention_maps import grouped_attention_map
 from ..layers.drop import DropPath, drop_path_schedule
-from ...utils.fast_paths import chunked_inference, chunks, cpu_fast_path, use_reference
 from ..layers.init import init_vit_weights
 from ..layers.linear import Linear
 from ..layers.mlp import Mlp
-from ..layers.padding import pad_nchw
+from ..layers.padding import pad_nchw, round_up
 from ..layers.relative_position import relative_offsets, relative_position_index
-from ...utils.tracing import is_capturing, is_tracing
+from ..layers.windows import group_partition, group_reverse
 from .base import PyramidBackbone
 
 # Additive mask for padded keys. The authors' -1e6 (crossformer_backbone*.py: NEG_INF) is -inf once autocast
@@ -55,13 +49,13 @@ GROUPINGS = ('v1', 'main')
 
 
 # ------------------------------------------------------------------------------ cross-scale embedding
-def cel_channels(total: int, num_kernels: int) -> List[int]:
-    """Output channels per kernel of a CEL: halves for each larger kernel, the last two equal.
-
-    ``cel_channels(96, 4) == [48, 24, 12, 12]``; ``cel_channels(192, 2) == [96, 96]`` (paper Sec. 3.1).
-    """
-    channels = [total // 2**(i + 1) for i in range(num_kernels - 1)]
-    return channels + [total // 2**(num_kernels - 1)]
+def cel_convs(in_channels: int, out_channels: int, kernel_sizes: Sequence[int], stride: int) -> nn.ModuleList:
+    """A CEL's convolutions (paper Sec. 3.1): one per kernel size, all with ``stride``, output channels halving
+    for each larger kernel with the last two equal (96 over 4 kernels: 48, 24, 12, 12)."""
+    n = len(kernel_sizes)
+    channels = [out_channels // 2**(i + 1) for i in range(n - 1)] + [out_channels // 2**(n - 1)]
+    return nn.ModuleList(nn.Conv2d(in_channels, c, kernel_size=k, stride=stride, padding=(k - stride) // 2)
+                         for k, c in zip(kernel_sizes, channels))
 
 
 class CrossScaleEmbedding(nn.Module):
@@ -70,9 +64,7 @@ class CrossScaleEmbedding(nn.Module):
     def __init__(self, in_channels: int, embed_dims: int, kernel_sizes: Sequence[int], stride: int = 4) -> None:
         super().__init__()
         self.stride = stride
-        self.projs = nn.ModuleList(
-            nn.Conv2d(in_channels, c, kernel_size=k, stride=stride, padding=(k - stride) // 2)
-            for k, c in zip(kernel_sizes, cel_channels(embed_dims, len(kernel_sizes))))
+        self.projs = cel_convs(in_channels, embed_dims, kernel_sizes, stride)
         self.norm = nn.LayerNorm(embed_dims)
 
     def forward(self, x_nchw: torch.Tensor) -> torch.Tensor:
@@ -86,10 +78,10 @@ class CrossScaleEmbedding(nn.Module):
 def strided_conv(x_nchw: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """``conv(x)`` for a kernel k = m * s with stride s and padding (k - s) / 2, as a stride-1 conv.
 
-    Folding s x s pixel blocks into channels (space-to-depth) turns it into an (m x m) stride-1 conv
-    over ``s * s * C_in`` channels: the same sums in another order. oneDNN is pathologically slow on
-    the CEL's 32x32 stride-4 kernel (seconds at 800x1216); the folded form takes milliseconds.
-    Falls back to ``conv(x)`` when the input does not tile (the dense stem always pads it to tile).
+    Folding s x s pixel blocks into channels (space-to-depth) makes it an (m x m) stride-1 conv over
+    ``s * s * C_in`` channels: the same sums in another order. oneDNN is pathologically slow on the CEL's
+    32x32 stride-4 kernel (seconds at 800x1216), the folded form takes milliseconds. Inputs that do not
+    tile (never in the dense stem, which pads them) take ``conv(x)``.
     """
     k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
     h, w = x_nchw.shape[-2:]
@@ -106,18 +98,14 @@ def strided_conv(x_nchw: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 
 
 class CrossScaleMerging(nn.Module):
-    """The CEL between stages: LayerNorm, then strided convolutions of several kernel sizes, concatenated.
-
-    (B, H, W, C) -> (B, ceil(H/2), ceil(W/2), 2C); keys ``norm.*``, ``reductions.*``.
-    """
+    """The CEL between stages: LayerNorm, then the CEL convolutions, concatenated.
+    (B, H, W, C) -> (B, ceil(H/2), ceil(W/2), 2C); keys ``norm.*``, ``reductions.*``."""
 
     def __init__(self, dim: int, kernel_sizes: Sequence[int], stride: int = 2) -> None:
         super().__init__()
         self.stride = stride
         self.norm = nn.LayerNorm(dim)
-        self.reductions = nn.ModuleList(
-            nn.Conv2d(dim, c, kernel_size=k, stride=stride, padding=(k - stride) // 2)
-            for k, c in zip(kernel_sizes, cel_channels(2 * dim, len(kernel_sizes))))
+        self.reductions = cel_convs(dim, 2 * dim, kernel_sizes, stride)
 
     def forward(self, x_nhwc: torch.Tensor) -> torch.Tensor:
         x_nchw = self.norm(x_nhwc).permute(0, 3, 1, 2)
@@ -128,72 +116,37 @@ class CrossScaleMerging(nn.Module):
 
 
 # ------------------------------------------------------------------------------------- grouping
-def group_partition(x_nhwc: torch.Tensor, group_h: int, group_w: int, interval: int) -> torch.Tensor:
-    """Split a padded map into groups of ``group_h x group_w`` tokens sampled at stride ``interval``.
-
-    The map is tiled by regions of ``(group_h * interval) x (group_w * interval)``; each region holds
-    ``interval**2`` groups, group ``(i, j)`` taking the tokens at offsets ``(a * interval + i,
-    b * interval + j)``. ``interval == 1`` gives SDA windows; ``interval > 1`` gives LDA (one region
-    per map in the v1 grouping). ``(B, Hp, Wp, C)`` -> ``(B * num_groups, group_h * group_w, C)``.
-    """
-    b, hp, wp, c = x_nhwc.shape
-    rh, rw = hp // (group_h * interval), wp // (group_w * interval)
-    x = x_nhwc.view(b, rh, group_h, interval, rw, group_w, interval, c)
-    x = x.permute(0, 1, 4, 3, 6, 2, 5, 7)  # B, Rh, Rw, I, I, Gh, Gw, C
-    return x.reshape(-1, group_h * group_w, c)
-
-
-def group_reverse(groups: torch.Tensor, group_h: int, group_w: int, interval: int, hp: int,
-                  wp: int) -> torch.Tensor:
-    """Inverse of :func:`group_partition`: ``(B * num_groups, Gh * Gw, C)`` -> ``(B, Hp, Wp, C)``."""
-    c = groups.shape[-1]
-    rh, rw = hp // (group_h * interval), wp // (group_w * interval)
-    x = groups.view(-1, rh, rw, interval, interval, group_h, group_w, c)
-    x = x.permute(0, 1, 5, 3, 2, 6, 4, 7)  # B, Rh, Gh, I, Rw, Gw, I, C
-    return x.reshape(-1, hp, wp, c)
-
-
-class GroupPlan(tuple):
-    """How one block groups an ``h x w`` map: ``(group_h, group_w, interval, padded_h, padded_w)``."""
-
-    @property
-    def group_h(self) -> int:
-        return self[0]
-
-    @property
-    def group_w(self) -> int:
-        return self[1]
-
-    @property
-    def interval(self) -> int:
-        return self[2]
+class GroupPlan(NamedTuple):
+    """How one block groups an ``h x w`` map: group shape, sampling interval and padded size."""
+    group_h: int
+    group_w: int
+    interval: int
+    padded_h: int
+    padded_w: int
 
     @property
     def padded(self) -> Tuple[int, int]:
-        return self[3], self[4]
-
-
-def _round_up(size: int, multiple: int) -> int:
-    # not -(-size // multiple): exporters turn floor division of a negative size into truncation
-    return (size + multiple - 1) // multiple * multiple
+        return self.padded_h, self.padded_w
 
 
 def plan_groups(h: int, w: int, group_size: int, interval: int, long_distance: bool, grouping: str) -> GroupPlan:
     """The group shape, sampling interval and padded size the authors' dense code uses for an h x w map.
 
-    v1: ``crossformer`` branch ``models/crossformer_backbone.py`` (CrossFormerBlock.forward);
-    main: ``main`` branch ``models/crossformer_backbone_det.py`` (CrossFormerBlock.forward).
+    v1 (``crossformer`` branch ``models/crossformer_backbone.py``): LDA pads to a multiple of I and makes I*I
+    groups of (Hp/I) x (Wp/I) tokens (groups grow with the image); maps with ``min(h, w) <= G`` take SDA with
+    G = min(h, w). main (``main`` branch ``models/crossformer_backbone_det.py``): LDA pads to a multiple of G*I,
+    each (G*I) x (G*I) region holding I*I groups of G x G tokens; small maps take one max(h, w)-sided group.
     """
     if min(h, w) <= group_size:  # the map is small: plain SDA with one window side
         g = min(h, w) if grouping == 'v1' else max(h, w)
-        return GroupPlan((g, g, 1, _round_up(h, g), _round_up(w, g)))
+        return GroupPlan(g, g, 1, round_up(h, g), round_up(w, g))
     if not long_distance:
-        return GroupPlan((group_size, group_size, 1, _round_up(h, group_size), _round_up(w, group_size)))
+        return GroupPlan(group_size, group_size, 1, round_up(h, group_size), round_up(w, group_size))
     if grouping == 'v1':  # I*I groups that each span the whole (padded) map
-        hp, wp = _round_up(h, interval), _round_up(w, interval)
-        return GroupPlan((hp // interval, wp // interval, interval, hp, wp))
+        hp, wp = round_up(h, interval), round_up(w, interval)
+        return GroupPlan(hp // interval, wp // interval, interval, hp, wp)
     span = group_size * interval
-    return GroupPlan((group_size, group_size, interval, _round_up(h, span), _round_up(w, span)))
+    return GroupPlan(group_size, group_size, interval, round_up(h, span), round_up(w, span))
 
 
 def padded_key_mask(h: int, w: int, plan: GroupPlan, device: torch.device) -> Optional[torch.Tensor]:
@@ -214,20 +167,17 @@ def padded_key_mask(h: int, w: int, plan: GroupPlan, device: torch.device) -> Op
 
 # ------------------------------------------------------------------------------------- attention
 class DynamicPosBias(nn.Module):
-    """DPB (paper Sec. 3.3): (dh, dw) -> per-head bias through ``Linear, 3 x (LN, ReLU, Linear)``.
-
-    The authors build it as ``DynamicPosBias(dim // 4)`` and divide by 4 again inside, so the hidden
-    width is ``dim // 16`` (ARCHITECTURES.md Sec. 4.3). Keys ``pos_proj``, ``pos{1,2,3}.{0,2}``.
-    """
+    """DPB (paper Sec. 3.3): (dh, dw) -> per-head bias through ``Linear, 3 x (LN, ReLU, Linear)``. The
+    authors build it as ``DynamicPosBias(dim // 4)`` and divide by 4 again inside: the hidden width is
+    ``dim // 16`` (ARCHITECTURES.md Sec. 4.3)."""
 
     def __init__(self, hidden: int, num_heads: int) -> None:
         super().__init__()
         if hidden < 1:
             raise ValueError(f'DynamicPosBias: hidden width {hidden} must be >= 1 (attention dim >= 16)')
         self.pos_proj = nn.Linear(2, hidden)
-        self.pos1 = nn.Sequential(nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, hidden))
-        self.pos2 = nn.Sequential(nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, hidden))
-        self.pos3 = nn.Sequential(nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, num_heads))
+        self.pos1, self.pos2, self.pos3 = (nn.Sequential(nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, out))
+                                           for out in (hidden, hidden, num_heads))
 
     def forward(self, offsets: torch.Tensor) -> torch.Tensor:
         return self.pos3(self.pos2(self.pos1(self.pos_proj(offsets))))
@@ -236,10 +186,8 @@ class DynamicPosBias(nn.Module):
 class GroupAttention(nn.Module):
     """Multi-head self-attention inside each group, with the DPB bias and the padded-key mask.
 
-    In eval mode the DPB table of each group shape is computed once and reused until a DPB parameter
-    changes (tracked by the parameters' version counters); in training it is recomputed every forward,
-    so gradients are exact. Keys ``qkv``, ``proj``, ``pos.*``. ``cache`` holds the size-only tables
-    (offsets, index); the backbone shares one among its blocks.
+    Outside training the DPB table of each group shape is reused until a DPB parameter changes (keyed by
+    the parameters' version counters). ``cache`` holds the size-only tables; the backbone shares one.
     """
 
     def __init__(self, dim: int, num_heads: int, cache: Optional[ShapeCache] = None) -> None:
@@ -263,21 +211,18 @@ class GroupAttention(nn.Module):
             lambda: (relative_offsets(group_h, group_w, device), relative_position_index(group_h, group_w, device)),
             device)
 
-    def bias_table(self, group_h: int, group_w: int, device: torch.device) -> torch.Tensor:
-        """``((2Gh-1)(2Gw-1), num_heads)`` DPB outputs, cached per group shape outside training."""
-        offsets, _ = self.coords_and_index(group_h, group_w, device)
+    def position_bias(self, group_h: int, group_w: int, device: torch.device) -> torch.Tensor:
+        """``(num_heads, N, N)`` bias for a group of ``N = group_h * group_w`` tokens, gathered from the
+        ``((2Gh-1)(2Gw-1), num_heads)`` DPB table, which is cached per group shape outside training."""
+        offsets, index = self.coords_and_index(group_h, group_w, device)
         params = list(self.pos.parameters())
         # graphs recompute it: version counters cannot key a cache inside a graph
         if self.training or (torch.is_grad_enabled() and any(p.requires_grad for p in params)) or is_capturing():
             self._table_cache.clear()
-            return self.pos(offsets.to(params[0].dtype))
-        key = (group_h, group_w, params[0].data_ptr()) + tuple(p._version for p in params)
-        return self._table_cache.get(key, lambda: self.pos(offsets.to(params[0].dtype)), device, params[0].dtype)
-
-    def position_bias(self, group_h: int, group_w: int, device: torch.device) -> torch.Tensor:
-        """``(num_heads, N, N)`` bias for a group of ``N = group_h * group_w`` tokens."""
-        _, index = self.coords_and_index(group_h, group_w, device)
-        table = self.bias_table(group_h, group_w, device)  # T, nH
+            table = self.pos(offsets.to(params[0].dtype))
+        else:
+            key = (group_h, group_w, params[0].data_ptr()) + tuple(p._version for p in params)
+            table = self._table_cache.get(key, lambda: self.pos(offsets.to(params[0].dtype)), device, params[0].dtype)
         return table.t()[:, index]
 
     def forward(self, groups: torch.Tensor, batch: int, group_h: int, group_w: int,
@@ -302,34 +247,16 @@ class GroupAttention(nn.Module):
         qkv = self.qkv(groups).view(bg, n, 3, self.num_heads, c // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each G, nH, N, hd
         # A 4-d mask keeps PyTorch's fused CPU/GPU kernels eligible (a 5-d layout falls back to the math path).
-        if use_reference():
-            out = attention_reference(q, k, v, mask, self.scale)
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+        out = softmax_attention(q, k, v, mask, scale=self.scale)
         return self.proj(out.transpose(1, 2).reshape(bg, n, c))
-
-
-def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
-                        scale: float) -> torch.Tensor:
-    """``softmax(q k^T * scale + mask) v``, written out as the authors do (the fused path's reference)."""
-    attn = (q * scale) @ k.transpose(-2, -1) + mask
-    return attn.softmax(dim=-1) @ v
 
 
 # ------------------------------------------------------------------------------------------ block
 class CrossFormerBlock(nn.Module):
     """``x + DP(LSDA(LN(x)))``, then ``x + DP(MLP(LN(x)))``, then (++ only) ``ACL(x)`` (NHWC in/out)."""
 
-    def __init__(self,
-                 dim: int,
-                 num_heads: int,
-                 group_size: int,
-                 interval: int,
-                 long_distance: bool,
-                 grouping: str,
-                 mlp_ratio: float = 4.0,
-                 drop_path: float = 0.0,
-                 with_acl: bool = False,
+    def __init__(self, dim: int, num_heads: int, group_size: int, interval: int, long_distance: bool, grouping: str,
+                 mlp_ratio: float = 4.0, drop_path: float = 0.0, with_acl: bool = False,
                  cache: Optional[ShapeCache] = None) -> None:
         super().__init__()
         self._shape_cache = cache if cache is not None else ShapeCache(16)
@@ -366,9 +293,7 @@ class CrossFormerBlock(nn.Module):
         plan = plan_groups(h, w, self.group_size, self.interval, self.long_distance, self.grouping)
         desc = (f"{'LDA' if plan.interval > 1 else 'SDA'} group attention ({plan.group_h}x{plan.group_w} tokens"
                 f"{f', interval {plan.interval}' if plan.interval > 1 else ''})")
-        return grouped_attention_map(probs, h, w, *plan.padded,
-                                     lambda pos: group_partition(pos, plan.group_h, plan.group_w, plan.interval),
-                                     desc)
+        return grouped_attention_map(probs, h, w, plan.group_h, plan.group_w, plan.interval, desc)
 
     def forward(self, x_nhwc: torch.Tensor) -> torch.Tensor:
         x_nhwc = x_nhwc + self.drop_path(self.attention(self.norm1(x_nhwc)))
@@ -406,11 +331,10 @@ def _arch(embed_dims: int, depths, num_heads, pp: bool) -> dict:
 class CrossFormer(PyramidBackbone):
     """CrossFormer / CrossFormer++ dense backbone: 4 maps at strides 4-32, ``C * 2**i`` channels, no norm.
 
-    Args (after the common ones of :class:`PyramidBackbone`):
-        group_size: G per stage; default the arch's (7 in every stage, as in the authors' dense configs).
-        interval: LDA interval I per stage; default the arch's (8, 4, 2, 1).
-        grouping: ``'v1'`` or ``'main'`` (see the module docstring); default the arch's: ``'v1'`` for
-            CrossFormer (the code behind its published dense numbers), ``'main'`` for CrossFormer++.
+    Args (after those of :class:`PyramidBackbone`; each defaults to the arch's value):
+        group_size: G per stage (7 in every stage, as in the authors' dense configs).
+        interval: LDA interval I per stage ((8, 4, 2, 1)).
+        grouping: ``'v1'`` (CrossFormer) or ``'main'`` (CrossFormer++); see the module docstring.
 
     Arch dict keys: ``embed_dims, depths, num_heads`` (required), ``group_size, interval, grouping,
     acl, mlp_ratio, patch_sizes, merge_sizes``.

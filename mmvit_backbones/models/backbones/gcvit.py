@@ -1,17 +1,14 @@
-"""GC ViT (Global Context Vision Transformer) as a dense-prediction backbone.
+"""GC ViT (Hatamizadeh et al., "Global Context Vision Transformers", ICML 2023, arXiv:2206.09959).
 
-Hatamizadeh et al., "Global Context Vision Transformers", ICML 2023 (arXiv:2206.09959). Every stage
-alternates local window attention (Sec. 3.2, Eq. 1) with *global* window attention whose queries come
-from a per-stage global token map (Sec. 3.3, Fig. 5): a CNN "global query generator" of fused-MBConv
-blocks with squeeze-excitation and max-pooling, computed once from the stage input and shared by all
-windows of an image. Stem and downsampling are fused-MBConv blocks with strided convolutions.
+Every stage alternates local window attention (Sec. 3.2, Eq. 1) with *global* window attention whose
+queries come from a per-stage global token map (Sec. 3.3, Fig. 5), made once from the stage input by a
+CNN "global query generator" (fused-MBConv blocks with squeeze-excitation and max-pooling). Stem and
+downsampling are fused-MBConv blocks with strided convolutions.
 
-The dense semantics follow the authors' detection backbone (``detection/models/gc_vit.py`` in
-NVlabs/GCVit): window 24 in every stage by default, relative-position tables resized bicubically from
-the pretraining windows (done by :mod:`mmvit_backbones.checkpoint.gcvit` when a checkpoint is loaded),
-the global query pooled to about 1/32 of the image in every stage and resized bicubically to the window
-grid, zero padding (no attention mask) up to a multiple of the window, and one LayerNorm per returned
-stage on the stage output taken *before* its downsampling.
+Dense semantics of the authors' ``detection/models/gc_vit.py``: window 24 in every stage (relative-position
+tables resized bicubically on load, :mod:`mmvit_backbones.checkpoint.gcvit`), the global query pooled to
+about 1/32 of the image and resized bicubically to the window grid, zero padding (no attention mask) to a
+window multiple, and a LayerNorm on each returned stage output, taken *before* its downsampling.
 """
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -21,21 +18,19 @@ from mmengine.model.weight_init import trunc_normal_
 from mmengine.registry import MODELS
 from torch import nn
 
-from ...checkpoint.facts import GCVIT_GLOBAL_QUERY_SPLITS
+from ...checkpoint.facts import GCVIT_GLOBAL_QUERY_SPLITS as GLOBAL_QUERY_SPLITS  # head split per release
+from ...utils.fast_paths import reference_paths
+from ...utils.tracing import is_tracing
+from ..layers.attention import softmax_attention
 from ..layers.attention_maps import grouped_attention_map
 from ..layers.drop import DropPath, drop_path_schedule
-from ...utils.fast_paths import use_reference
 from ..layers.init import init_vit_weights
 from ..layers.linear import Linear
 from ..layers.mlp import Mlp
 from ..layers.padding import pad_nhwc
 from ..layers.relative_position import relative_position_index
-from ...utils.tracing import is_tracing
-from ..layers.windows import window_partition, window_reverse
+from ..layers.windows import group_partition, group_reverse
 from .base import PyramidBackbone
-
-# How the global query generator output is split into heads, per weight release (see checkpoint/facts.py).
-GLOBAL_QUERY_SPLITS = GCVIT_GLOBAL_QUERY_SPLITS
 
 # Number of FeatExtract blocks of each stage's global query generator (log2 of the stage's
 # downsampling to the 1/32 grid at the 224 pretraining size; paper Fig. 5).
@@ -58,12 +53,8 @@ class SqueezeExcite(nn.Module):
 
 def fused_mbconv(dim: int) -> nn.Sequential:
     """The residual branch of the paper's fused-MBConv (Eq. 6): DWConv3x3, GELU, SE, Conv1x1."""
-    return nn.Sequential(
-        nn.Conv2d(dim, dim, 3, 1, 1, groups=dim, bias=False),
-        nn.GELU(),
-        SqueezeExcite(dim),
-        nn.Conv2d(dim, dim, 1, 1, 0, bias=False),
-    )
+    return nn.Sequential(nn.Conv2d(dim, dim, 3, 1, 1, groups=dim, bias=False), nn.GELU(), SqueezeExcite(dim),
+                         nn.Conv2d(dim, dim, 1, 1, 0, bias=False))
 
 
 class ReduceSize(nn.Module):
@@ -111,39 +102,34 @@ class FeatExtract(nn.Module):
 class GlobalQueryGen(nn.Module):
     """Global query tokens of a stage (Sec. 3.3): FeatExtract steps down to about 1/32 of the image,
     resized bicubically to the ``window x window`` grid (the dense code's rule, so any input size works),
-    split into heads. Returns ``(B, heads, window*window, head_dim)``."""
+    split into heads as ``split`` says. Returns ``(B, heads, window*window, head_dim)``."""
 
-    def __init__(self, dim: int, num_heads: int, window_size: int, pools: Sequence[bool],
-                 split: str = 'channels_last') -> None:
+    def __init__(self, dim: int, num_heads: int, window_size: int, pools: Sequence[bool]) -> None:
         super().__init__()
         self.to_q_global = nn.Sequential(*[FeatExtract(dim, pool) for pool in pools])
         self.num_heads = num_heads
         self.window_size = window_size
-        self.split = split
 
-    def forward(self, x_nchw: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_nchw: torch.Tensor, split: str) -> torch.Tensor:
         q_nchw = self.to_q_global(x_nchw)
         b, c, h, w = q_nchw.shape
         ws = self.window_size
         if is_tracing() or (h, w) != (ws, ws):  # traced: resize always (the identity at ws x ws)
             q_nchw = F.interpolate(q_nchw, size=(ws, ws), mode='bicubic', align_corners=False)
-        if self.split == 'channels_last':
-            tokens = q_nchw.permute(0, 2, 3, 1).reshape(b, ws * ws, self.num_heads, c // self.num_heads)
-        else:  # 2022-07-26 weights: the NCHW buffer read as (N, heads, head_dim)
-            tokens = q_nchw.reshape(b, ws * ws, self.num_heads, c // self.num_heads)
-        return tokens.transpose(1, 2)  # (B, heads, N, head_dim)
+        # 'channels_first' (2022-07-26 weights): the NCHW buffer read as (N, heads, head_dim)
+        q = q_nchw.permute(0, 2, 3, 1) if split == 'channels_last' else q_nchw
+        return q.reshape(b, ws * ws, self.num_heads, c // self.num_heads).transpose(1, 2)  # (B, heads, N, head_dim)
 
 
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside windows with a relative-position bias (Sec. 3.2).
 
-    Local blocks project q, k, v from the window tokens (``qkv`` has ``3 * dim`` outputs); global
-    blocks (``is_global=True``) project only k, v (``qkv`` has ``2 * dim`` outputs, the authors' key
-    name) and take q from the stage's global query, shared by every window of the image.
+    Local blocks project q, k, v from the window tokens; global blocks (``is_global=True``) project only
+    k, v (``qkv``, the authors' key name, has ``2 * dim`` outputs) and take q from the stage's global
+    query, shared by every window of the image.
     """
 
-    def __init__(self, dim: int, num_heads: int, window_size: int, is_global: bool,
-                 qkv_bias: bool = True, attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
+    def __init__(self, dim: int, num_heads: int, window_size: int, is_global: bool, qkv_bias: bool = True) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f'dim {dim} is not divisible by num_heads {num_heads}')
@@ -152,9 +138,7 @@ class WindowAttention(nn.Module):
         self.window_size = window_size
         self.is_global = is_global
         self.qkv = Linear(dim, dim * (2 if is_global else 3), bias=qkv_bias)
-        self.attn_drop = attn_drop
         self.proj = Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
         self.register_buffer('relative_position_index', relative_position_index(window_size, window_size),
                              persistent=False)
@@ -170,8 +154,6 @@ class WindowAttention(nn.Module):
     def forward(self, windows: torch.Tensor, q_global: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``windows``: ``(B*nW, N, C)``, window-major within each image; ``q_global``:
         ``(B, heads, N, head_dim)`` for global blocks."""
-        if use_reference():
-            return self.forward_reference(windows, q_global)
         bw, n, c = windows.shape
         parts = 2 if self.is_global else 3
         qkv = self.qkv(windows).view(bw, n, parts, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
@@ -182,26 +164,13 @@ class WindowAttention(nn.Module):
             q = q_global.unsqueeze(1).expand(b, per_image, -1, -1, -1).reshape(bw, self.num_heads, n, self.head_dim)
         else:
             q, k, v = qkv.unbind(0)
-        bias = self.relative_position_bias(q.dtype).unsqueeze(0)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
-                                             dropout_p=self.attn_drop if self.training else 0.0)
-        out = out.transpose(1, 2).reshape(bw, n, c)
-        return self.proj_drop(self.proj(out))
+        out = softmax_attention(q, k, v, self.relative_position_bias(q.dtype).unsqueeze(0))
+        return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
     def forward_reference(self, windows: torch.Tensor, q_global: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """The same attention written out (softmax(q k^T / sqrt(d) + B) v); used to test the SDPA path."""
-        bw, n, c = windows.shape
-        parts = 2 if self.is_global else 3
-        qkv = self.qkv(windows).view(bw, n, parts, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        if self.is_global:
-            k, v = qkv.unbind(0)
-            b = q_global.shape[0]
-            q = q_global.repeat_interleave(bw // b if b else 0, dim=0)
-        else:
-            q, k, v = qkv.unbind(0)
-        attn = (q * self.head_dim ** -0.5) @ k.transpose(-2, -1) + self.relative_position_bias(q.dtype)
-        out = (attn.softmax(-1) @ v).transpose(1, 2).reshape(bw, n, c)
-        return self.proj_drop(self.proj(out))
+        """The same attention written out (``softmax(q k^T / sqrt(d) + B) v``), to test the SDPA path."""
+        with reference_paths():
+            return self(windows, q_global)
 
 
 class GCViTBlock(nn.Module):
@@ -211,28 +180,25 @@ class GCViTBlock(nn.Module):
     cropped back."""
 
     def __init__(self, dim: int, num_heads: int, window_size: int, is_global: bool, mlp_ratio: float,
-                 drop_path: float = 0.0, layer_scale: Optional[float] = None, qkv_bias: bool = True,
-                 drop: float = 0.0, attn_drop: float = 0.0) -> None:
+                 drop_path: float = 0.0, layer_scale: Optional[float] = None, qkv_bias: bool = True) -> None:
         super().__init__()
         self.window_size = window_size
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = WindowAttention(dim, num_heads, window_size, is_global, qkv_bias, attn_drop, drop)
+        self.attn = WindowAttention(dim, num_heads, window_size, is_global, qkv_bias)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
-        if layer_scale is not None:
-            self.gamma1 = nn.Parameter(torch.full((dim, ), float(layer_scale)))
-            self.gamma2 = nn.Parameter(torch.full((dim, ), float(layer_scale)))
-        else:
-            self.gamma1 = self.gamma2 = None
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        with_scale = layer_scale is not None
+        self.gamma1 = nn.Parameter(torch.full((dim, ), float(layer_scale))) if with_scale else None
+        self.gamma2 = nn.Parameter(torch.full((dim, ), float(layer_scale))) if with_scale else None
 
     def forward(self, x_nhwc: torch.Tensor, q_global: torch.Tensor) -> torch.Tensor:
         b, h, w, c = x_nhwc.shape
         ws = self.window_size
         padded, pad_b, pad_r = pad_nhwc(self.norm1(x_nhwc), ws, ws)
-        windows = window_partition(padded, ws, ws)  # (B*nW, ws*ws, C)
+        windows = group_partition(padded, ws, ws)  # (B*nW, ws*ws, C)
         windows = self.attn(windows, q_global if self.attn.is_global else None)
-        attn_nhwc = window_reverse(windows, ws, ws, h + pad_b, w + pad_r)
+        attn_nhwc = group_reverse(windows, ws, ws, 1, h + pad_b, w + pad_r)
         if is_tracing() or pad_b or pad_r:
             attn_nhwc = attn_nhwc[:, :h, :w]
         x_nhwc = x_nhwc + self.drop_path(self._scale(attn_nhwc, self.gamma1))
@@ -243,9 +209,7 @@ class GCViTBlock(nn.Module):
         _, h, w, _ = inputs[0].shape
         ws = self.window_size
         kind = 'global' if self.attn.is_global else 'local'
-        return grouped_attention_map(probs, h, w, -(-h // ws) * ws, -(-w // ws) * ws,
-                                     lambda pos: window_partition(pos, ws, ws),
-                                     f'{kind} window attention ({ws}x{ws} windows)')
+        return grouped_attention_map(probs, h, w, ws, ws, 1, f'{kind} window attention ({ws}x{ws} windows)')
 
     @staticmethod
     def _scale(x: torch.Tensor, gamma: Optional[torch.Tensor]) -> torch.Tensor:
@@ -253,17 +217,15 @@ class GCViTBlock(nn.Module):
 
 
 class GCViTStage(nn.Module):
-    """One stage: the global query generator (run once on the stage input), ``depth`` blocks
-    alternating local (even) and global (odd) attention, and the downsampling to the next stage.
-    ``forward`` returns the stage output before downsampling (what the dense code returns)."""
+    """One stage: the global query generator (run once on the stage input), ``depth`` blocks alternating
+    local (even) and global (odd) attention, and the downsampling to the next stage."""
 
     def __init__(self, dim: int, depth: int, num_heads: int, window_size: int, mlp_ratio: float,
                  query_pools: Sequence[bool], drop_paths: Sequence[float], layer_scale: Optional[float],
-                 global_query_split: str, downsample: bool, qkv_bias: bool = True) -> None:
+                 downsample: bool, qkv_bias: bool = True) -> None:
         super().__init__()
         # a one-block stage has no global block, so no query generator (it would be an unused parameter)
-        self.q_global_gen = GlobalQueryGen(dim, num_heads, window_size, query_pools, global_query_split) \
-            if depth > 1 else None
+        self.q_global_gen = GlobalQueryGen(dim, num_heads, window_size, query_pools) if depth > 1 else None
         self.blocks = nn.ModuleList([
             GCViTBlock(dim, num_heads, window_size, is_global=(j % 2 == 1), mlp_ratio=mlp_ratio,
                        drop_path=drop_paths[j], layer_scale=layer_scale, qkv_bias=qkv_bias)
@@ -276,24 +238,17 @@ class GCViTStage(nn.Module):
 class GCViT(PyramidBackbone):
     """GC ViT dense-prediction backbone (strides 4/8/16/32, channels ``embed_dims * 2**i``).
 
-    Args:
-        arch: one of ``xxtiny, xtiny, tiny, tiny2, small, small2, base, large`` or a dict with
-            ``embed_dims, depths, num_heads, mlp_ratio`` (optional ``layer_scale``,
-            ``pretrain_window_size``).
-        in_channels, out_indices, drop_path_rate, frozen_stages, norm_eval, with_cp, init_cfg:
-            see :class:`PyramidBackbone`. ``drop_path_rate`` is 0.2 in the authors' detection configs.
+    Args (after those of :class:`PyramidBackbone`; ``drop_path_rate`` defaults to the authors' dense 0.2):
+        arch: a key of ``arch_zoo`` or a dict with ``embed_dims, depths, num_heads, mlp_ratio`` (and optional
+            ``layer_scale``).
         window_size: attention window per stage (int or 4 ints); 24 in the authors' dense code.
         global_query_split: how the global query is split into heads; ``'channels_last'`` for every
             checkpoint released since 2022-08-11 and the authors' detection checkpoints,
             ``'channels_first'`` for the 2022-07-26 ImageNet release (trained before the upstream fix).
             A checkpoint saved by this package records it and overrides this value on load.
-        pretrain_img_size: the image size of the pretraining; stage 2's global query generator
-            keeps its resolution when the stage-2 window equals ``pretrain_img_size // 16`` and
-            max-pools otherwise (the authors' rule).
+        pretrain_img_size: the pretraining image size; stage 2's global query generator keeps its
+            resolution when the stage-2 window equals ``pretrain_img_size // 16`` and max-pools otherwise.
         qkv_bias: bias in the q/k/v projections.
-
-    Stages after the last entry of ``out_indices`` (and that stage's downsampling) are not built, and
-    output norms exist only for returned stages, so DDP sees no unused parameters.
     """
     family = 'gcvit'
     name_prefix = 'gcvit'
@@ -305,14 +260,10 @@ class GCViT(PyramidBackbone):
         'xtiny': dict(embed_dims=64, depths=(3, 4, 6, 5), num_heads=(2, 4, 8, 16), mlp_ratio=3.0),
         'tiny': dict(embed_dims=64, depths=(3, 4, 19, 5), num_heads=(2, 4, 8, 16), mlp_ratio=3.0),
         'tiny2': dict(embed_dims=64, depths=(3, 4, 29, 5), num_heads=(2, 4, 8, 16), mlp_ratio=3.0),
-        'small': dict(embed_dims=96, depths=(3, 4, 19, 5), num_heads=(3, 6, 12, 24), mlp_ratio=2.0,
-                      layer_scale=1e-5),
-        'small2': dict(embed_dims=96, depths=(3, 4, 23, 5), num_heads=(3, 6, 12, 24), mlp_ratio=3.0,
-                       layer_scale=1e-5),
-        'base': dict(embed_dims=128, depths=(3, 4, 19, 5), num_heads=(4, 8, 16, 32), mlp_ratio=2.0,
-                     layer_scale=1e-5),
-        'large': dict(embed_dims=192, depths=(3, 4, 19, 5), num_heads=(6, 12, 24, 48), mlp_ratio=2.0,
-                      layer_scale=1e-5),
+        'small': dict(embed_dims=96, depths=(3, 4, 19, 5), num_heads=(3, 6, 12, 24), mlp_ratio=2.0, layer_scale=1e-5),
+        'small2': dict(embed_dims=96, depths=(3, 4, 23, 5), num_heads=(3, 6, 12, 24), mlp_ratio=3.0, layer_scale=1e-5),
+        'base': dict(embed_dims=128, depths=(3, 4, 19, 5), num_heads=(4, 8, 16, 32), mlp_ratio=2.0, layer_scale=1e-5),
+        'large': dict(embed_dims=192, depths=(3, 4, 19, 5), num_heads=(6, 12, 24, 48), mlp_ratio=2.0, layer_scale=1e-5),
     }
 
     def __init__(self,
@@ -341,32 +292,27 @@ class GCViT(PyramidBackbone):
         if len(windows) != self.num_stages or any(not isinstance(w, int) or w < 1 for w in windows):
             raise ValueError(f'GCViT: window_size {window_size!r} must be a positive int or '
                              f'{self.num_stages} positive ints')
-        if global_query_split not in GLOBAL_QUERY_SPLITS:
-            raise ValueError(f'GCViT: global_query_split {global_query_split!r} is not one of '
-                             f'{GLOBAL_QUERY_SPLITS}')
         self.embed_dims = dims
         self.out_channels = tuple(dims[i] for i in self.out_indices)
         self.window_size = windows
-        self.pretrain_window_size = tuple(settings.get('pretrain_window_size', (7, 7, 14, 7)))
         self.layer_scale = settings.get('layer_scale')
         # stage 2 pools unless its window equals its 1/16 pretraining grid (authors' GlobalQueryGen)
         query_pools = ((True, ) * GLOBAL_QUERY_DEPTHS[0], (True, ) * GLOBAL_QUERY_DEPTHS[1],
                        (windows[2] != pretrain_img_size // 16, ), (False, ))
-        last = max(self.out_indices)
         drop_paths = drop_path_schedule(self.drop_path_rate, depths)
 
         self.patch_embed = PatchEmbed(in_channels, dims[0])
         self.levels = nn.ModuleList([
             GCViTStage(dims[i], depths[i], num_heads[i], windows[i], float(settings['mlp_ratio']),
-                       query_pools[i], drop_paths[i], self.layer_scale, global_query_split,
-                       downsample=i < last, qkv_bias=qkv_bias)
-            for i in range(last + 1)
+                       query_pools[i], drop_paths[i], self.layer_scale, downsample=i < self.last_stage,
+                       qkv_bias=qkv_bias)
+            for i in range(self.last_stage + 1)
         ])
         for i in self.out_indices:
             self.add_module(f'norm{i}', nn.LayerNorm(dims[i]))
         # Records the head split in our own checkpoints so that loading one restores it.
-        self._split_index = GLOBAL_QUERY_SPLITS.index(global_query_split)
-        self.register_buffer('global_query_split_code', torch.tensor(self._split_index), persistent=True)
+        self.register_buffer('global_query_split_code', torch.tensor(0), persistent=True)
+        self.set_global_query_split(global_query_split)
 
     # ------------------------------------------------------------------------ weight generations
     @property
@@ -377,9 +323,6 @@ class GCViT(PyramidBackbone):
         """Switch every stage to ``split`` (one of :data:`GLOBAL_QUERY_SPLITS`)."""
         if split not in GLOBAL_QUERY_SPLITS:
             raise ValueError(f'GCViT: global_query_split {split!r} is not one of {GLOBAL_QUERY_SPLITS}')
-        for stage in self.levels:
-            if stage.q_global_gen is not None:
-                stage.q_global_gen.split = split
         self._split_index = GLOBAL_QUERY_SPLITS.index(split)
         self.global_query_split_code.fill_(self._split_index)
 
@@ -428,6 +371,7 @@ class GCViT(PyramidBackbone):
         if index > 0:
             x_nhwc = self.levels[index - 1].downsample(x_nhwc)
         stage = self.levels[index]
-        q_global = stage.q_global_gen(x_nhwc.permute(0, 3, 1, 2)) if stage.q_global_gen is not None else None
+        q_global = None if stage.q_global_gen is None else \
+            stage.q_global_gen(x_nhwc.permute(0, 3, 1, 2), self.global_query_split)
         x_nhwc = self.run_blocks(stage.blocks, x_nhwc, q_global)
         return x_nhwc, x_nhwc  # the stage output before its downsampling

@@ -1,13 +1,11 @@
 """TransNeXt (Shi, "TransNeXt: Robust Foveal Visual Perception for Vision Transformers", CVPR 2024)
 as a dense-prediction backbone with the semantics of the authors' detection/segmentation code.
 
-Stages 1-3 mix tokens with aggregated attention (3x3 sliding window + pooled map in one softmax,
-Sec. 3.2), stage 4 with full attention; both use length-scaled cosine attention with a query
-embedding and a log-spaced continuous position bias. The channel mixer is Convolutional GLU
-(Sec. 3.3). Every stage output is layer-normalised and fed, normalised, to the next stage.
-
-Parameter names follow the authors' checkpoints (``patch_embed{i}``, ``block{i}.{j}``, ``norm{i}``),
-so their ImageNet and dense state dicts, and their optimizer ``custom_keys``, apply unchanged.
+Stages 1-3 mix tokens with aggregated attention (3x3 sliding window + pooled map in one softmax, Sec. 3.2),
+stage 4 with full attention; both are length-scaled cosine attentions with a query embedding and a
+log-spaced continuous position bias. The channel mixer is Convolutional GLU (Sec. 3.3). Every stage output
+is layer-normalised and fed, normalised, to the next stage. Parameter names are the authors'
+(``patch_embed{i}``, ``block{i}.{j}``, ``norm{i}``), so their state dicts and optimizer ``custom_keys`` apply.
 """
 import contextlib
 import math
@@ -19,17 +17,15 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import nn
 
-from mmvit_backbones.models.layers.attention_maps import spatial_result, subsampled_attention_map
-from mmvit_backbones.utils.cache import ShapeCache
-from mmvit_backbones.models.layers.drop import DropPath, drop_path_schedule
-from mmvit_backbones.models.layers.init import init_vit_weights
-from mmvit_backbones.models.layers.linear import Linear
-from mmvit_backbones.utils.tracing import is_capturing, is_exporting
-from mmvit_backbones.ops.aggregated_attention import (ATTN_IMPLS, aggregated_attention, length_scaled_attention,
-                                                      local_padding_mask)
-from mmvit_backbones.ops.export_helpers import adaptive_avg_pool2d_matmul
-from mmvit_backbones.ops.log_cpb import BiasGeometry, PoolBias, bias_geometry, evaluate_cpb
-
+from ...ops.aggregated_attention import ATTN_IMPLS, aggregated_attention, length_scaled_attention, local_padding_mask
+from ...ops.export_helpers import adaptive_avg_pool2d_matmul
+from ...ops.log_cpb import BiasGeometry, PoolBias, bias_geometry, evaluate_cpb
+from ...utils.cache import ShapeCache
+from ...utils.tracing import is_capturing, is_exporting
+from ..layers.attention_maps import spatial_result, subsampled_attention_map
+from ..layers.drop import DropPath, drop_path_schedule
+from ..layers.init import init_vit_weights
+from ..layers.linear import Linear
 from .base import PyramidBackbone
 
 Size = Tuple[int, int]
@@ -70,11 +66,8 @@ class ConvGLU(nn.Module):
 
 
 class DepthwiseConv(nn.Module):
-    """3x3 depthwise convolution on a token sequence ``(B, N, C)`` laid out on an ``H x W`` map.
-
-    The tokens are already the channels-last layout of the map, in which oneDNN's depthwise kernel is
-    2-3x faster than in NCHW: the convolution runs on that view and its output is read back as tokens.
-    """
+    """3x3 depthwise convolution on tokens ``(B, N, C)`` of an ``H x W`` map. The tokens are the map's
+    channels-last layout, in which oneDNN's depthwise kernel is 2-3x faster than in NCHW: it runs on that view."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -104,9 +97,9 @@ class CosineAttentionBase(nn.Module):
         self._cpb_cache: Optional[tuple] = None  # (key, MLP output) reused by inference forwards
 
     def position_bias(self, geometry: BiasGeometry) -> PoolBias:
-        """The continuous position bias at this input size. Inference reuses the MLP output while the
-        bias table and the MLP's parameters are unchanged (their in-place version counters are part
-        of the key, so loading weights or an optimizer step invalidates it)."""
+        """The continuous position bias at this input size. Inference reuses the MLP output while the table
+        and the MLP's parameters are unchanged (their version counters are in the key: loading weights or an
+        optimizer step invalidates it)."""
         if torch.is_grad_enabled() or is_capturing():  # a graph recomputes it (no version-counter key)
             self._cpb_cache = None
             return PoolBias(evaluate_cpb(self.cpb_fc1, self.cpb_fc2, geometry), geometry)
@@ -136,11 +129,8 @@ class CosineAttentionBase(nn.Module):
 
 
 class AggregatedAttention(CosineAttentionBase):
-    """Pixel-focused aggregated attention of stages 1-3 (Sec. 3.2, Eq. 6-9).
-
-    The pooled path is "activate and pool": ``LN(AvgPool(GELU(Conv1x1(x))))`` to ``H//sr x W//sr``,
-    then the same ``kv`` projection as the fine path.
-    """
+    """Pixel-focused aggregated attention of stages 1-3 (Sec. 3.2, Eq. 6-9). The pooled path "activates and
+    pools", ``LN(AvgPool(GELU(Conv1x1(x))))`` to ``H//sr x W//sr``, then shares the fine path's ``kv``."""
 
     def __init__(self, dim: int, num_heads: int, sr_ratio: int, attn_impl: str = 'auto') -> None:
         super().__init__(dim, num_heads)
@@ -280,19 +270,17 @@ class OverlapPatchEmbed(nn.Module):
 class TransNeXt(PyramidBackbone):
     """TransNeXt dense backbone (outputs at strides 4/8/16/32 with ``embed_dims`` channels).
 
-    Args:
-        arch: ``'micro'``, ``'tiny'``, ``'small'``, ``'base'`` or a dict with ``embed_dims``,
-            ``depths``, ``num_heads`` (optional ``mlp_ratios``, ``sr_ratios``).
-        pos_bias_mode: ``'interpolate'`` (default; the authors' detection and single-scale
-            segmentation models) evaluates the position-bias MLP on the grid of a square
-            ``img_size`` input and bilinearly resizes the bias to each input; ``'extrapolate'``
-            (their ``*_ms_extrapolation`` UperNet models) evaluates it on the actual grid.
-        img_size: the input side the interpolated bias is generated for (authors: 800 for
-            detection and multi-scale segmentation, 512 for single-scale segmentation).
+    Args (after those of :class:`PyramidBackbone`):
+        arch: a key of ``arch_zoo`` or a dict with ``embed_dims``, ``depths``, ``num_heads`` (optional
+            ``mlp_ratios``, ``sr_ratios``).
+        pos_bias_mode: ``'interpolate'`` (default; the authors' detection and single-scale segmentation
+            models) evaluates the position-bias MLP on the grid of a square ``img_size`` input and resizes the
+            bias bilinearly; ``'extrapolate'`` (their ``*_ms_extrapolation`` UperNets) uses the actual grid.
+        img_size: the side the interpolated bias is made for (authors: 800 for detection and multi-scale
+            segmentation, 512 for single-scale segmentation).
         pretrain_size: the ImageNet training resolution that normalises the bias coordinates.
         attn_impl: aggregated attention, same math: ``'auto'`` (default: the Triton kernel on CUDA where
             ``triton`` is usable, else ``'fast'``), ``'fast'`` (PyTorch), ``'reference'`` or ``'triton'``.
-        Others: see :class:`PyramidBackbone`.
     """
     family = 'transnext'
     name_prefix = 'transnext'
@@ -328,9 +316,7 @@ class TransNeXt(PyramidBackbone):
         if attn_impl not in ATTN_IMPLS:
             raise ValueError(f'TransNeXt: attn_impl must be one of {ATTN_IMPLS}, got {attn_impl!r}')
         settings = self.arch_settings
-        dims = tuple(settings['embed_dims'])
-        depths = tuple(settings['depths'])
-        heads = tuple(settings['num_heads'])
+        dims, depths, heads = (tuple(settings[key]) for key in ('embed_dims', 'depths', 'num_heads'))
         mlp_ratios = tuple(settings.get('mlp_ratios', self.default_mlp_ratios))
         sr_ratios = tuple(settings.get('sr_ratios', self.default_sr_ratios))
         for name, value in (('embed_dims', dims), ('depths', depths), ('num_heads', heads),

@@ -1,46 +1,33 @@
 """Twins (Chu et al., "Twins: Revisiting the Design of Spatial Attention in Vision Transformers", NeurIPS 2021).
 
-Two backbones share one core, :class:`TwinsBackbone`, and differ only in data (``arch_zoo``):
+One core, :class:`TwinsBackbone`; the variants differ only in data (``arch_zoo``). **PCPVT** (Sec. 3.1, PVT
+with conditional position encodings) uses *global sub-sampled attention* (GSA: keys/values from a ``sr x sr``
+strided conv of the map) in every block; **SVT** (Sec. 3.2) alternates *locally-grouped self-attention* (LSA,
+plain attention inside 7x7 windows; even blocks) and GSA (odd blocks). Both insert a PEG (CPVT's depthwise 3x3
+conv + residual) after block 0 of each stage. As in the authors' ``detection/gvt.py`` and
+``segmentation/gvt.py``, SVT normalises every stage output *in the main path*; PCPVT has no output norm.
 
-* **PCPVT** (paper Sec. 3.1): PVT with conditional position encodings. Every block is a pre-norm
-  transformer block with *global sub-sampled attention* (GSA: keys/values from a ``sr x sr``
-  strided conv of the map).
-* **SVT** (paper Sec. 3.2): blocks alternate *locally-grouped self-attention* (LSA, plain attention
-  inside non-overlapping 7x7 windows; even block indices) and GSA (odd indices).
-
-Both insert a PEG (depthwise 3x3 conv + residual, CPVT) after block 0 of each stage. The dense
-semantics follow the authors' ``detection/gvt.py`` and ``segmentation/gvt.py``: SVT adds a LayerNorm
-after every stage *in the main path* (the next stage embeds the normalised map), PCPVT has no output
-norm. Block norms use eps 1e-6; the patch-embedding and GSA sub-sampling norms use eps 1e-5.
-
-Differences from the authors' dense code (see docs/twins.md):
-
-* Any input ``>= 32``: each patch embedding zero-pads its input bottom/right to a multiple of its
-  stride, so stage ``i`` has ``ceil(H / s_i)`` rows. The authors' convolutions floor; both agree
-  whenever ``H`` and ``W`` are multiples of 32.
-* LSA pads the map to a multiple of the window and, by default, masks the padded keys for every
-  padding (``lsa_mask='correct'``). ``'official'`` reproduces the authors' segmentation code, whose
-  mask only applies when *both* the bottom and the right need padding; ``'none'`` reproduces their
-  detection code (zero padding without a mask).
-* ``drop_path_rate`` is honoured (the authors' registration classes ignore every keyword argument).
+Differences from the authors' dense code (docs/twins.md): patch embeddings zero-pad the input bottom/right to
+a multiple of their stride, so any input ``>= 32`` works (``ceil(H / s_i)`` rows; theirs floor, the same for
+multiples of 32); LSA masks the padded keys of every padding by default (``lsa_mask``, see
+:class:`LocallyGroupedAttention`); ``drop_path_rate`` is honoured (their registration classes ignore it).
 """
 from typing import List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import nn
 
-from ..layers.attention_maps import grouped_attention_map, subsampled_attention_map
 from ...utils.cache import ShapeCache
+from ...utils.tracing import is_tracing
+from ..layers.attention import softmax_attention
+from ..layers.attention_maps import grouped_attention_map, subsampled_attention_map
 from ..layers.drop import DropPath, drop_path_schedule
-from ...utils.fast_paths import use_reference
 from ..layers.init import init_vit_weights
 from ..layers.linear import Linear
 from ..layers.mlp import Mlp
 from ..layers.padding import pad_nchw, pad_nhwc
-from ...utils.tracing import is_tracing
-from ..layers.windows import window_partition, window_reverse
+from ..layers.windows import group_partition, group_reverse
 from .base import PyramidBackbone
 
 HW = Tuple[int, int]
@@ -49,22 +36,6 @@ BLOCK_NORM_EPS = 1e-6  # norm1/norm2 and the SVT stage norms (authors: partial(n
 EMBED_NORM_EPS = 1e-5  # patch-embedding and GSA sub-sampling norms (authors: plain nn.LayerNorm)
 LSA_MASK_MODES = ('correct', 'official', 'none')
 ATTN_IMPLS = ('sdpa', 'reference')
-
-
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: Optional[torch.Tensor] = None,
-              impl: str = 'sdpa') -> torch.Tensor:
-    """Softmax attention ``softmax(q k^T / sqrt(d)) v`` over ``(..., L, d)`` tensors.
-
-    ``key_mask`` (bool, broadcastable to ``(..., 1, S)``) is True for keys that may be attended.
-    ``impl='reference'`` (or :func:`~mmvit_backbones.utils.fast_paths.use_reference`) is the
-    readable matmul/softmax path that ``'sdpa'`` is tested against.
-    """
-    if impl == 'sdpa' and not use_reference():
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
-    attn = (q @ k.transpose(-2, -1)) * q.shape[-1]**-0.5
-    if key_mask is not None:
-        attn = attn.masked_fill(~key_mask, float('-inf'))
-    return attn.softmax(dim=-1) @ v
 
 
 class PatchEmbed(nn.Module):
@@ -93,8 +64,8 @@ class PosConv(nn.Module):
 
     def forward(self, tokens: torch.Tensor, hw: HW) -> torch.Tensor:
         b, n, c = tokens.shape
-        # the tokens are the channels-last layout of the map: oneDNN's convolutions run on that view
-        # many times faster than on an NCHW copy, and the result reads back as tokens without a copy
+        # the tokens are the channels-last layout of the map: oneDNN's convolutions run many times faster
+        # on that view than on an NCHW copy, and the result reads back as tokens without a copy
         x_nchw = tokens.reshape(b, *hw, c).permute(0, 3, 1, 2)
         return (self.proj(x_nchw) + x_nchw).permute(0, 2, 3, 1).reshape(b, n, c)
 
@@ -127,17 +98,15 @@ class GlobalSubsampledAttention(nn.Module):
         else:
             kv_tokens = tokens
         k, v = self.kv(kv_tokens).reshape(b, kv_tokens.shape[1], 2, heads, c // heads).permute(2, 0, 3, 1, 4)
-        out = attention(q, k, v, impl=self.attn_impl)
+        out = softmax_attention(q, k, v, reference=self.attn_impl == 'reference')
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
 
 class LocallyGroupedAttention(nn.Module):
-    """LSA (Twins Sec. 3.2): plain attention inside non-overlapping ``window x window`` groups.
-
-    The map is zero-padded bottom/right to a window multiple. ``mask_mode`` says which padded keys
-    are hidden from the real tokens: ``'correct'`` all of them; ``'official'`` only when both the
-    bottom and the right are padded (the authors' segmentation code, whose ``mask[:, -0:]`` slice
-    selects everything when one pad is 0); ``'none'`` none (the authors' detection code).
+    """LSA (Twins Sec. 3.2): plain attention inside non-overlapping ``window x window`` groups of the map,
+    zero-padded bottom/right. ``mask_mode`` says which padded keys are hidden: ``'correct'`` all;
+    ``'official'`` only when both the bottom and the right are padded (the authors' segmentation code,
+    whose ``mask[:, -0:]`` slice selects everything when one pad is 0); ``'none'`` none (their detection code).
     """
 
     max_cached_masks = 64
@@ -157,36 +126,27 @@ class LocallyGroupedAttention(nn.Module):
 
     def key_mask(self, h: int, w: int, pad_b: int, pad_r: int, device: torch.device,
                  batch: int = 1) -> Optional[torch.Tensor]:
-        """Bool ``(batch*nW, 1, 1, ws*ws)``, True for real keys, or None when nothing is masked (cached
-        per map size and batch, so a forward at a seen size builds no mask)."""
-        if is_tracing():
-            if self.mask_mode == 'none':
-                return None
-            mask = self._traced_key_mask(h, w, pad_b, pad_r, device)
-            return mask.expand(batch, -1, -1, -1, -1).reshape(-1, *mask.shape[1:])
-        masked = (pad_b > 0 or pad_r > 0) if self.mask_mode == 'correct' else \
-            (pad_b > 0 and pad_r > 0) if self.mask_mode == 'official' else False
-        if not masked:
+        """Bool ``(batch*nW, 1, 1, ws*ws)``, True for real keys, or None when nothing is masked (cached per
+        map size and batch). Traced, it is always built (all True where nothing is masked), so one exported
+        graph serves every input size."""
+        if self.mask_mode == 'none':
             return None
-        ws = self.window_size
+        if is_tracing():
+            return self._key_mask(h, w, pad_b, pad_r, device, batch)
+        if not (pad_b > 0 and pad_r > 0 if self.mask_mode == 'official' else pad_b > 0 or pad_r > 0):
+            return None
+        return self._mask_cache.get((h, w, batch), lambda: self._key_mask(h, w, pad_b, pad_r, device, batch),
+                                    device)
 
-        def make() -> torch.Tensor:
-            real = torch.zeros(batch, h + pad_b, w + pad_r, 1, dtype=torch.bool, device=device)
-            real[:, :h, :w] = True
-            return window_partition(real, ws, ws).reshape(-1, 1, 1, ws * ws)
-
-        return self._mask_cache.get((h, w, batch), make, device)
-
-    def _traced_key_mask(self, h, w, pad_b, pad_r, device: torch.device) -> torch.Tensor:
-        """:meth:`key_mask` without branches on the (traced) sizes: the mask is always built, all True
-        where nothing is masked, so one exported graph serves every input size."""
+    def _key_mask(self, h, w, pad_b, pad_r, device: torch.device, batch: int) -> torch.Tensor:
         ws = self.window_size
         rows = torch.arange(h + pad_b, device=device) < h
         cols = torch.arange(w + pad_r, device=device) < w
         real = rows[:, None] & cols[None, :]
         if self.mask_mode == 'official':  # masked only when both sides are padded
             real = real | ~((~rows).any() & (~cols).any())
-        return window_partition(real[None, :, :, None], ws, ws).reshape(-1, 1, 1, ws * ws)
+        mask = group_partition(real[None, :, :, None], ws, ws).reshape(-1, 1, 1, ws * ws)
+        return mask.expand(batch, -1, -1, -1, -1).reshape(-1, *mask.shape[1:])
 
     def forward(self, tokens: torch.Tensor, hw: HW) -> torch.Tensor:
         b, n, c = tokens.shape
@@ -194,11 +154,11 @@ class LocallyGroupedAttention(nn.Module):
         ws, heads = self.window_size, self.num_heads
         x_nhwc, pad_b, pad_r = pad_nhwc(tokens.reshape(b, h, w, c), ws, ws)
         hp, wp = x_nhwc.shape[1:3]
-        windows = window_partition(x_nhwc, ws, ws)  # (B*nW, ws*ws, C)
+        windows = group_partition(x_nhwc, ws, ws)  # (B*nW, ws*ws, C)
         q, k, v = self.qkv(windows).reshape(windows.shape[0], ws * ws, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
         mask = self.key_mask(h, w, pad_b, pad_r, tokens.device, batch=b)  # (B*nW, 1, 1, ws*ws) or None
-        out = attention(q, k, v, mask, impl=self.attn_impl)  # (B*nW, heads, ws*ws, d)
-        x_nhwc = window_reverse(out.transpose(1, 2).reshape(-1, ws * ws, c), ws, ws, hp, wp)
+        out = softmax_attention(q, k, v, mask, reference=self.attn_impl == 'reference')  # (B*nW, heads, N, d)
+        x_nhwc = group_reverse(out.transpose(1, 2).reshape(-1, ws * ws, c), ws, ws, 1, hp, wp)
         return self.proj(x_nhwc[:, :h, :w].reshape(b, n, c))
 
 
@@ -218,9 +178,7 @@ class TwinsBlock(nn.Module):
         h, w = inputs[1]
         if isinstance(self.attn, LocallyGroupedAttention):
             ws = self.attn.window_size
-            return grouped_attention_map(probs, h, w, -(-h // ws) * ws, -(-w // ws) * ws,
-                                         lambda pos: window_partition(pos, ws, ws),
-                                         f'locally-grouped attention ({ws}x{ws} windows)')
+            return grouped_attention_map(probs, h, w, ws, ws, 1, f'locally-grouped attention ({ws}x{ws} windows)')
         return subsampled_attention_map(probs, h, w, self.attn.sr_ratio)
 
     def forward(self, tokens: torch.Tensor, hw: HW) -> torch.Tensor:
@@ -243,16 +201,11 @@ class TwinsStage(nn.Module):
 class TwinsBackbone(PyramidBackbone):
     """The shared Twins core; :class:`TwinsPCPVT` and :class:`TwinsSVT` differ only in ``arch_zoo``.
 
-    Arch keys: ``embed_dims``, ``depths``, ``num_heads``, ``mlp_ratios``, ``sr_ratios`` (GSA), and
-    ``window_sizes`` (LSA window per stage, or ``None`` for GSA-only PCPVT blocks; with windows, even
-    block indices use LSA and odd ones GSA) and ``norm_after_stage``.
+    Arch keys: ``embed_dims``, ``depths``, ``num_heads``, ``mlp_ratios``, ``sr_ratios`` (GSA),
+    ``window_sizes`` (LSA window per stage, used by the even blocks; ``None``: GSA only) and ``norm_after_stage``.
 
-    Args:
-        arch, in_channels, out_indices, drop_path_rate, frozen_stages, norm_eval, with_cp, init_cfg:
-            see :class:`PyramidBackbone`. ``drop_path_rate`` defaults to 0.2, the authors' dense value
-            (SVT-L UperNet used 0.3).
-        lsa_mask: ``'correct'`` (default), ``'official'`` or ``'none'``; see
-            :class:`LocallyGroupedAttention`.
+    Args (after those of :class:`PyramidBackbone`; ``drop_path_rate`` defaults to the authors' dense 0.2):
+        lsa_mask: ``'correct'`` (default), ``'official'`` or ``'none'``; see :class:`LocallyGroupedAttention`.
         attn_impl: ``'sdpa'`` (``F.scaled_dot_product_attention``) or ``'reference'`` (matmul + softmax).
     """
 
@@ -342,9 +295,8 @@ class TwinsBackbone(PyramidBackbone):
 
 
 _PCPVT_COMMON = dict(embed_dims=[64, 128, 320, 512], num_heads=[1, 2, 5, 8], mlp_ratios=[8, 8, 4, 4],
-                     sr_ratios=[8, 4, 2, 1], window_sizes=None, norm_after_stage=False)
-_SVT_COMMON = dict(mlp_ratios=[4, 4, 4, 4], sr_ratios=[8, 4, 2, 1], window_sizes=[7, 7, 7, 7],
-                   norm_after_stage=True)
+                     sr_ratios=[8, 4, 2, 1])  # window_sizes, norm_after_stage: each class's arch_defaults
+_SVT_COMMON = dict(mlp_ratios=[4, 4, 4, 4], sr_ratios=[8, 4, 2, 1])
 
 
 @MODELS.register_module()
@@ -371,6 +323,5 @@ class TwinsSVT(TwinsBackbone):
     arch_zoo = {
         'small': dict(_SVT_COMMON, embed_dims=[64, 128, 256, 512], depths=[2, 2, 10, 4], num_heads=[2, 4, 8, 16]),
         'base': dict(_SVT_COMMON, embed_dims=[96, 192, 384, 768], depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24]),
-        'large': dict(_SVT_COMMON, embed_dims=[128, 256, 512, 1024], depths=[2, 2, 18, 2],
-                      num_heads=[4, 8, 16, 32]),
+        'large': dict(_SVT_COMMON, embed_dims=[128, 256, 512, 1024], depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32]),
     }

@@ -1,16 +1,15 @@
 """XCiT: Cross-Covariance Image Transformers (El-Nouby et al., NeurIPS 2021) as a pyramid backbone.
 
-XCiT is columnar: a convolutional patch embedding (stride 8 or 16) and a stack of XCA blocks that
-all work on one token grid. Each block (paper Sec. 3, Fig. 1) is
+XCiT is columnar: a convolutional patch embedding (stride 8 or 16), then XCA blocks on one token grid.
+Each block (paper Sec. 3, Fig. 1) is
 
     x = x + gamma1 * XCA(norm1(x))     cross-covariance attention over channels
     x = x + gamma3 * LPI(norm3(x))     local patch interaction: two depthwise 3x3 convs
     x = x + gamma2 * MLP(norm2(x))
 
-(the parameter names follow the authors' and timm's checkpoints, hence the 1-3-2 order). For dense
-prediction we follow the authors' detection/segmentation backbone: no class token and no
-class-attention layers; the outputs of four blocks (``tap_blocks``) are reshaped to maps and turned
-into strides 4/8/16/32 by :class:`~mmvit_backbones.models.layers.pyramid.SimplePyramid`.
+(the 1-3-2 order of the authors' and timm's parameter names). As in the authors' dense backbone there is
+no class token nor class attention; the outputs of four blocks (``tap_blocks``) are reshaped to maps and
+turned into strides 4/8/16/32 by :class:`~mmvit_backbones.models.layers.pyramid.SimplePyramid`.
 """
 import math
 from typing import List, Optional, Sequence, Tuple, Union
@@ -22,19 +21,16 @@ from mmengine.registry import MODELS
 from torch import nn
 
 from ... import compat
-from ..layers.attention_maps import channel_attention_map
 from ...utils.cache import ShapeCache
-from ..layers.drop import DropPath
 from ...utils.fast_paths import chunked_inference, chunks, use_reference
+from ...utils.tracing import is_capturing
+from ..layers.attention_maps import channel_attention_map
+from ..layers.drop import DropPath
 from ..layers.init import init_vit_weights
 from ..layers.linear import Linear
 from ..layers.mlp import Mlp
 from ..layers.pyramid import SimplePyramid
-from ...utils.tracing import is_capturing
 from .base import PyramidBackbone
-
-STRIDES = (4, 8, 16, 32)
-
 
 def _arch(embed_dims: int, depth: int, num_heads: int, patch_size: int) -> dict:
     # Layer-scale init (``eta``) is 1.0 for the 12-layer models and 1e-5 for the 24-layer ones; the
@@ -56,24 +52,18 @@ _SIZES = {  # name: (embed_dims, depth, num_heads); cls `xcit.py` model function
 
 
 class ConvPatchEmbed(nn.Module):
-    """Image -> tokens at stride ``patch_size`` (8 or 16) by stride-2 3x3 conv + norm layers, GELU between.
-
-    Channels grow ``C/8 -> C/4 -> C/2 -> C`` (p16) or ``C/4 -> C/2 -> C`` (p8). Padding 1 makes the
-    output ``ceil(H / patch_size)``, so any input size works.
-    """
+    """Image -> tokens at stride ``patch_size`` (8 or 16) by stride-2 3x3 conv + norm layers, GELU between;
+    channels ``C/8 -> C/4 -> C/2 -> C`` (p16) or ``C/4 -> C/2 -> C`` (p8). Outputs are ``ceil(H / patch_size)``."""
 
     def __init__(self, in_channels: int, embed_dims: int, patch_size: int, norm_cfg: dict) -> None:
         super().__init__()
         num_convs = int(math.log2(patch_size))
         widths = [embed_dims // 2**(num_convs - 1 - i) for i in range(num_convs)]
-        convs, prev = [], in_channels
-        for i, width in enumerate(widths):
-            last = i == num_convs - 1
-            # efficient_conv_bn_eval folds the BN into the conv whenever the BN is in eval mode.
-            convs.append(ConvModule(prev, width, 3, stride=2, padding=1, norm_cfg=norm_cfg,
-                                    act_cfg=None if last else dict(type='GELU'), efficient_conv_bn_eval=True))
-            prev = width
-        self.convs = nn.Sequential(*convs)
+        # efficient_conv_bn_eval folds the BN into the conv whenever the BN is in eval mode.
+        self.convs = nn.Sequential(*(
+            ConvModule(c_in, c_out, 3, stride=2, padding=1, norm_cfg=norm_cfg,
+                       act_cfg=None if i == num_convs - 1 else dict(type='GELU'), efficient_conv_bn_eval=True)
+            for i, (c_in, c_out) in enumerate(zip([in_channels] + widths[:-1], widths))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Channels-last convolutions are faster (oneDNN, tensor cores) and leave the output already in
@@ -90,9 +80,8 @@ class ConvPatchEmbed(nn.Module):
 class FourierPositionEncoding(nn.Module):
     """Sine/cosine features of the normalised (y, x) position, projected to ``dim`` (paper Sec. 3).
 
-    DETR's encoding: positions ``1..H`` are scaled to ``(0, 2*pi]`` so the code is independent of the
-    grid size; ``hidden_dim`` frequencies per axis; a 1x1 conv maps the ``2*hidden_dim`` features to
-    ``dim``. The fixed features depend only on the grid size and are cached per size.
+    DETR's encoding: positions ``1..H`` scaled to ``(0, 2*pi]`` (independent of the grid size), ``hidden_dim``
+    frequencies per axis, a 1x1 conv to ``dim``. The fixed features are cached per grid size.
     """
 
     max_cached_sizes = 32
@@ -108,20 +97,16 @@ class FourierPositionEncoding(nn.Module):
         """``(h * w, 2 * hidden_dim)`` features, y frequencies first, (sin, cos) interleaved."""
 
         def make() -> torch.Tensor:
-            eps, scale = 1e-6, 2 * math.pi
-            y = torch.arange(1, h + 1, dtype=torch.float32, device=device)
-            x = torch.arange(1, w + 1, dtype=torch.float32, device=device)
-            y = y / (y[-1:] + eps) * scale
-            x = x / (x[-1:] + eps) * scale
             dim_t = torch.arange(self.hidden_dim, dtype=torch.float32, device=device)
             dim_t = self.temperature**(2 * (dim_t // 2) / self.hidden_dim)
 
-            def encode(pos: torch.Tensor) -> torch.Tensor:  # (L,) -> (L, hidden_dim)
-                angles = pos[:, None] / dim_t
+            def encode(size: int) -> torch.Tensor:  # positions 1..size -> (size, hidden_dim)
+                pos = torch.arange(1, size + 1, dtype=torch.float32, device=device)
+                angles = (pos / (pos[-1:] + 1e-6) * (2 * math.pi))[:, None] / dim_t
                 return torch.stack((angles[:, 0::2].sin(), angles[:, 1::2].cos()), dim=2).flatten(1)
 
-            pos_y = encode(y)[:, None, :].expand(h, w, self.hidden_dim)
-            pos_x = encode(x)[None, :, :].expand(h, w, self.hidden_dim)
+            pos_y = encode(h)[:, None, :].expand(h, w, self.hidden_dim)
+            pos_x = encode(w)[None, :, :].expand(h, w, self.hidden_dim)
             return torch.cat((pos_y, pos_x), dim=2).reshape(h * w, 2 * self.hidden_dim)
 
         return self._cache.get((h, w), make, device)
@@ -136,12 +121,11 @@ def cross_covariance_attention(q: torch.Tensor, k: torch.Tensor, temperature: to
                                eps: float = 1e-12) -> torch.Tensor:
     """Softmax over the channel-by-channel cross-covariance (paper Sec. 3), computed in float32.
 
-    ``q``, ``k``: ``(B, heads, N, d)`` (any strides); ``temperature``: ``(heads, 1, 1)``. Returns
-    ``(B, heads, d, d)`` = ``softmax(normalize(q)^T @ normalize(k) * temperature)`` with every channel
-    of q and k L2-normalised over the N tokens. The d x d Gram matrix is divided by the outer product
-    of the channel norms, which equals normalising first but reads q and k once and reduces over the
-    token axis in the token-major layout the qkv projection produces. Sums over all N tokens overflow
-    in float16, so autocast is off here; the (small) result is cast back by the caller.
+    ``q``, ``k``: ``(B, heads, N, d)`` (any strides); ``temperature``: ``(heads, 1, 1)``. Returns ``(B, heads,
+    d, d)`` = ``softmax(normalize(q)^T @ normalize(k) * temperature)``, each channel L2-normalised over the
+    tokens. Dividing the Gram matrix by the outer product of the channel norms equals normalising first but
+    reads q and k once, in the token-major layout of the qkv projection. Sums over all N tokens overflow in
+    float16, so autocast is off here; the caller casts the (small) result back.
     """
     with compat.autocast_disabled(q.device.type):
         q, k = q.float(), k.float()
@@ -161,19 +145,14 @@ def cross_covariance_attention_reference(q: torch.Tensor, k: torch.Tensor, tempe
 
 
 class XCA(nn.Module):
-    """Cross-covariance attention: tokens are mixed per channel by a ``d x d`` attention map per head.
+    """Cross-covariance attention: a ``d x d`` attention map per head mixes the channels (paper Sec. 3), at a
+    cost linear in the number of tokens. ``temperature`` (one per head) replaces the ``1/sqrt(d)`` scale."""
 
-    The cost is linear in the number of tokens N (paper Sec. 3). ``temperature`` (one per head)
-    replaces the usual ``1/sqrt(d)`` scale.
-    """
-
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True) -> None:
+    def __init__(self, dim: int, num_heads: int) -> None:  # XCiT checks that num_heads divides dim
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f'XCA: dim {dim} is not divisible by num_heads {num_heads}')
         self.num_heads = num_heads
         self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
-        self.qkv = Linear(dim, dim * 3, bias=qkv_bias)
+        self.qkv = Linear(dim, dim * 3)
         self.proj = Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -211,13 +190,8 @@ class XCABlock(nn.Module):
 
     mlp_chunk_tokens = 1024  # token block size of the MLP without autograd (see ``forward``)
 
-    def __init__(self,
-                 dim: int,
-                 num_heads: int,
-                 mlp_ratio: float = 4.0,
-                 drop_path: float = 0.0,
-                 layer_scale_init: float = 1.0,
-                 norm_cfg: dict = dict(type='BN')) -> None:
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, drop_path: float = 0.0,
+                 layer_scale_init: float = 1.0, norm_cfg: dict = dict(type='BN')) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = XCA(dim, num_heads)
@@ -264,20 +238,16 @@ class XCABlock(nn.Module):
 class XCiT(PyramidBackbone):
     """XCiT backbone with the authors' dense-prediction pyramid (strides 4/8/16/32).
 
-    Args:
-        arch: one of ``arch_zoo`` (``'{nano,tiny,small,medium,large}-{12,24}-p{8,16}'``) or a dict with
-            ``embed_dims``, ``depth``, ``num_heads``, ``patch_size`` (8 or 16) and ``tap_blocks`` (the
-            four 0-based blocks whose outputs feed the pyramid levels), optionally ``mlp_ratio`` (4)
-            and ``layer_scale_init`` (1.0).
-        in_channels, out_indices, frozen_stages, norm_eval, with_cp, init_cfg: see
-            :class:`PyramidBackbone`. Stage ``i`` is made of the blocks after tap ``i-1`` up to tap
-            ``i`` plus pyramid level ``i``; the patch embedding and position encoding form the stem.
+    Stage ``i`` is the blocks after tap ``i-1`` up to tap ``i`` plus pyramid level ``i``; the patch embedding
+    and position encoding are the stem. Every level has ``embed_dims`` channels.
+
+    Args (after those of :class:`PyramidBackbone`):
+        arch: a key of ``arch_zoo`` (``'{nano,tiny,small,medium,large}-{12,24}-p{8,16}'``) or a dict with
+            ``embed_dims``, ``depth``, ``num_heads``, ``patch_size`` (8 or 16) and ``tap_blocks`` (the four
+            0-based blocks that feed the pyramid levels), optionally ``mlp_ratio`` (4), ``layer_scale_init`` (1.0).
         drop_path_rate: stochastic depth, the **same rate in every block** (as the authors do).
         norm_cfg: the batch norm of the patch embedding, of every LPI and of the 4x upsampler
             (the authors use SyncBN; ``BN`` suits single-process runs).
-
-    Outputs have ``embed_dims`` channels at every level. Only the blocks up to the last tap needed
-    by ``out_indices`` run, and only the pyramid levels in ``out_indices`` are built.
     """
 
     arch_zoo = {f'{name}-p{p}': _arch(*size, p) for name, size in _SIZES.items() for p in (16, 8)}
@@ -314,7 +284,7 @@ class XCiT(PyramidBackbone):
             XCABlock(self.embed_dims, self.num_heads, self.mlp_ratio, self.drop_path_rate, self.layer_scale_init,
                      norm_cfg) for _ in range(self.tap_blocks[self.last_stage] + 1)
         ])
-        self.pyramid = SimplePyramid(self.embed_dims, self.patch_size, STRIDES, self.out_indices, norm_cfg)
+        self.pyramid = SimplePyramid(self.embed_dims, self.patch_size, self.stage_strides, self.out_indices, norm_cfg)
         self.out_channels = tuple(self.embed_dims for _ in self.out_indices)
 
     def _check_settings(self) -> None:
@@ -365,8 +335,7 @@ class XCiT(PyramidBackbone):
 
     def forward_stage(self, index: int, state) -> Tuple[tuple, Optional[torch.Tensor]]:
         tokens, hw, image_size = state
-        for i in self._stage_blocks(index):
-            tokens = self.run_checkpointed(self.blocks[i], tokens, hw)
+        tokens = self.run_blocks(self.stage_blocks(index), tokens, hw)
         feature = None
         if index in self.out_indices:  # the tapped map through its pyramid level
             b, _, c = tokens.shape

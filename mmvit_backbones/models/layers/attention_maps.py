@@ -1,14 +1,14 @@
-"""Attention maps of the centre query, built from recorded attention probabilities (analysis tools).
-
-A block's ``attention_map(inputs, probs)`` (see :meth:`PyramidBackbone.stage_blocks`) maps the
-probabilities of its attention back to positions of the stage's map with these helpers: a map of
-position indices is partitioned exactly as the block partitions its tokens (windows, groups), so each
-probability lands on the cell its key came from.
+"""Attention maps of the centre query from recorded attention probabilities (analysis tools): a block's
+``attention_map(inputs, probs)`` (see :meth:`PyramidBackbone.stage_blocks`) partitions a map of position
+indices exactly as it partitions its tokens, so each probability lands on the cell its key came from.
 """
-from typing import Callable, Dict
+from typing import Dict
 
 import torch
 import torch.nn.functional as F
+
+from .padding import round_up
+from .windows import group_partition
 
 
 def positions(h: int, w: int, hp: int, wp: int) -> torch.Tensor:
@@ -22,11 +22,12 @@ def spatial_result(out: torch.Tensor, h: int, w: int, description: str) -> Dict[
     return dict(kind='spatial', map=out.reshape(h, w).numpy(), query=(h // 2, w // 2), description=description)
 
 
-def grouped_attention_map(probs: torch.Tensor, h: int, w: int, hp: int, wp: int,
-                          partition: Callable[[torch.Tensor], torch.Tensor], description: str) -> Dict[str, object]:
-    """``probs`` ``(G, heads, N, N)`` of attention inside groups that ``partition`` makes of a padded
-    ``(1, hp, wp, C)`` map -> the head-averaged attention of the centre query over the ``h x w`` map."""
-    pos = partition(positions(h, w, hp, wp))[..., 0]  # (G, N) position of each token, -1 on padding
+def grouped_attention_map(probs: torch.Tensor, h: int, w: int, group_h: int, group_w: int, interval: int,
+                          description: str) -> Dict[str, object]:
+    """``probs`` ``(G, heads, N, N)`` of attention inside the groups (:func:`~.windows.group_partition`) of the
+    ``h x w`` map zero-padded bottom/right -> the head-averaged attention of the centre query over the map."""
+    hp, wp = round_up(h, group_h * interval), round_up(w, group_w * interval)
+    pos = group_partition(positions(h, w, hp, wp), group_h, group_w, interval)[..., 0]  # (G, N), -1 on padding
     centre = (h // 2) * w + w // 2
     g, t = (pos == centre).nonzero()[0].tolist()
     row = probs[g, :, t].mean(0)  # (N,)

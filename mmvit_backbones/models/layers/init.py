@@ -1,6 +1,7 @@
 """The random initialisation the ViT-family papers share (used when no checkpoint is given)."""
 import math
 
+from mmengine.model import constant_init, normal_init
 from torch import nn
 
 
@@ -14,11 +15,6 @@ def init_vit_weights(root: nn.Module, conv_fan_out: bool = False) -> None:
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.LayerNorm) and m.elementwise_affine:
-            nn.init.ones_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+            constant_init(m, 1.0)
         elif conv_fan_out and isinstance(m, nn.Conv2d):
-            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-            nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+            normal_init(m, 0, math.sqrt(2.0 / (m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups)))

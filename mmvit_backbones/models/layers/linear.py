@@ -1,35 +1,23 @@
 """Linear layers that take oneDNN's fused path in CPU inference.
 
-``F.linear`` on CPU first copies the broadcast bias into the output and then runs the GEMM, and an
-activation after it is one more pass over the output. oneDNN's ``_linear_pointwise`` (the kernel
-inductor emits for CPU linears) adds the bias and applies GELU inside the GEMM: 10-35% faster on the
-token-MLP shapes of these backbones, and ~40% for ``fc1 -> GELU``, same function (float32 GEMM, exact
-erf GELU; results differ from MKL's by summation order, ~1e-6 relative).
-
-The fused path is taken only for float32 CPU tensors without autograd and outside any graph capture
-(tracing, export, ``torch.compile``, FLOP counting see the plain ``F.linear``/``nn.GELU`` ops), and
-only where PyTorch was built with oneDNN. Everything else runs ``nn.Linear`` unchanged, so parameter
-names, initialisation and ``isinstance(m, nn.Linear)`` are those of ``nn.Linear``.
+``F.linear`` on CPU copies the broadcast bias into the output before the GEMM, and an activation is one more
+pass. oneDNN's ``_linear_pointwise`` (what inductor emits for CPU linears) adds the bias and applies GELU
+inside the GEMM: 10-35% faster on these token MLPs, ~40% for ``fc1 -> GELU``; same function (float32, exact
+erf GELU; ~1e-6 relative summation-order differences). It runs only for float32 CPU tensors without autograd,
+outside graph capture (tracing, export, ``torch.compile`` and FLOP counting see ``F.linear``/``nn.GELU``),
+where PyTorch has oneDNN; parameters, initialisation and ``isinstance(m, nn.Linear)`` are ``nn.Linear``'s.
 """
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ... import compat
-
 from ...utils.fast_paths import cpu_fast_path
 
-
-def _find_onednn_linear():
-    try:
-        return torch.ops.mkldnn._linear_pointwise
-    except (AttributeError, RuntimeError):  # a build without oneDNN, or a torch without the op
-        return None
-
-
-_ONEDNN_LINEAR = _find_onednn_linear()
+try:
+    _ONEDNN_LINEAR = torch.ops.mkldnn._linear_pointwise
+except (AttributeError, RuntimeError):  # a build without oneDNN, or a torch without the op
+    _ONEDNN_LINEAR = None
 _ONEDNN_AVAILABLE = _ONEDNN_LINEAR is not None and torch.backends.mkldnn.is_available()
 
 
@@ -47,10 +35,6 @@ def linear(x: torch.Tensor, layer: nn.Linear, gelu: bool = False) -> torch.Tenso
         return _ONEDNN_LINEAR(x, layer.weight, layer.bias, 'gelu', [], 'none')
     out = layer(x)  # a module call (hooks, FLOP counting by module); a Linear takes the fused bias path
     return F.gelu(out) if gelu else out
-
-
-def is_exact_gelu(module: Optional[nn.Module]) -> bool:
-    return type(module) is nn.GELU and module.approximate == 'none'
 
 
 class Linear(nn.Linear):

@@ -1,19 +1,12 @@
 """Single-scale (columnar) feature maps -> a four-level pyramid at strides 4/8/16/32.
 
-A plain ViT keeps one token grid; detection and segmentation heads expect a pyramid. Following
-BEiT/XCiT's dense code (and ViTDet's ``SimpleFeaturePyramid`` in spirit), each output level is made
-from one tapped feature map by 2x2 stride-2 transposed convolutions (upsampling) or max pooling
-(downsampling), keeping the channel count. With ``in_stride=16``:
+As in BEiT/XCiT's dense code (and ViTDet's ``SimpleFeaturePyramid`` in spirit), each level is made from one
+tapped map, keeping its channels; with ``in_stride=16``: stride 4 ConvT 2x2 -> norm -> GELU -> ConvT 2x2,
+stride 8 ConvT 2x2, stride 16 identity, stride 32 max-pool 2x2.
 
-* stride 4: ConvT 2x2 -> norm -> GELU -> ConvT 2x2
-* stride 8: ConvT 2x2
-* stride 16: identity
-* stride 32: max-pool 2x2
-
-Levels are sized ``ceil(H / s) x ceil(W / s)`` of the *input image*: upsampled maps are cropped at
-the bottom/right (a transposed conv with kernel = stride is local, so the kept part is unchanged)
-and pooling uses ``ceil_mode`` so a trailing partial window still yields a row/column. Where the
-image size is a multiple of 32 this is exactly the authors' adapter.
+Levels are ``ceil(H / s) x ceil(W / s)`` of the *input image*: upsampled maps are cropped bottom/right (a
+transposed conv with kernel = stride is local, so the kept part is unchanged) and pooling uses ``ceil_mode``.
+Where the image size is a multiple of 32 this is exactly the authors' adapter.
 """
 from collections import OrderedDict
 from typing import List, Optional, Sequence, Tuple
@@ -30,12 +23,10 @@ from ...utils.tracing import is_tracing
 class ConvTranspose2x2(nn.ConvTranspose2d):
     """``nn.ConvTranspose2d(kernel_size=2, stride=2)`` computed as one matrix product per row block.
 
-    With kernel = stride every input pixel writes its own 2x2 output patch:
-    ``out[:, o, 2i + a, 2j + b] = sum_c W[c, o, a, b] * x[:, c, i, j] + bias[o]``, i.e. a
-    ``(4 * C_out, C_in)`` matrix applied to every pixel. On CPU this runs at GEMM speed instead of the
-    generic transposed-convolution kernel, and writing row blocks straight into the output keeps the
-    un-shuffled intermediate small (the stride-4 level is the largest tensor of the backbone).
-    :meth:`reference_forward` is the plain PyTorch op (same parameters); the tests compare the two.
+    With kernel = stride each pixel writes its own 2x2 patch, ``out[:, o, 2i + a, 2j + b] = sum_c W[c, o, a, b]
+    * x[:, c, i, j] + bias[o]``: a ``(4 * C_out, C_in)`` matrix per pixel. On CPU that runs at GEMM speed, and
+    writing row blocks straight into the output keeps the intermediate small (the stride-4 level is the
+    largest tensor of the backbone). :meth:`reference_forward` is the plain op; the tests compare the two.
     """
 
     block_elements = 1 << 20  # intermediate size per row block (elements)
@@ -86,11 +77,8 @@ class SimplePyramid(nn.Module):
         channels: channels of the tapped maps (kept at every level).
         in_stride: stride of the tapped maps w.r.t. the image (8 or 16).
         out_strides: the stride of each level; each must be ``in_stride`` times 1/4, 1/2, 1, 2 or 4.
-        out_indices: the levels to build (all by default); ``levels[str(i)]`` is level ``i``, so the
-            parameter names do not depend on which levels are built.
+        out_indices: the levels to build (all by default); ``levels[str(i)]`` is level ``i`` whichever are built.
         norm_cfg: norm between the two transposed convs of a 4x upsampler (the authors use SyncBN).
-
-    Levels with nothing to learn are ``Identity`` or ``MaxPool2d``.
     """
 
     def __init__(self,
