@@ -12,8 +12,11 @@ import os
 import os.path as osp
 import pickle
 import re
+import shutil
 import socket
 import urllib.error
+import urllib.request
+import uuid
 from typing import Optional
 from urllib.parse import urlparse
 
@@ -104,18 +107,23 @@ def verify_sha256(path: str, expected: Optional[str], source: str) -> None:
 
 
 def _download(url: str, dst: str, progress: bool) -> None:
-    """``torch.hub.download_url_to_file`` (a ``.partial`` file moved into place) under a socket timeout, which it
-    has no argument for; a failure names the URL and the cache file to place by hand."""
+    """``url`` into a ``.partial`` file beside ``dst``, moved into place once complete (removed on failure). The
+    timeout is this request's own (the process-wide socket default stays as it is); a failure names the URL and
+    the cache file to place by hand."""
+    from tqdm import tqdm
     value = os.environ.get(DOWNLOAD_TIMEOUT_ENV, '')
     try:
         timeout = float(value) if value else DEFAULT_DOWNLOAD_TIMEOUT_S
     except ValueError:
         raise ValueError(f'{DOWNLOAD_TIMEOUT_ENV}={value!r} is not a number of seconds') from None
     os.makedirs(osp.dirname(dst), exist_ok=True)
-    default_timeout = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout)
+    partial = f'{dst}.{uuid.uuid4().hex}.partial'
     try:
-        torch.hub.download_url_to_file(url, dst, progress=progress)
+        request = urllib.request.Request(url, headers={'User-Agent': 'mmvit-backbones'})
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(partial, 'wb') as f, \
+                tqdm.wrapattr(f, 'write', total=response.length, disable=not progress, desc=osp.basename(dst)) as out:
+            shutil.copyfileobj(response, out)
+        os.replace(partial, dst)
         return
     except urllib.error.HTTPError as err:
         reason, cause = f'HTTP {err.code} {err.reason}', err
@@ -126,7 +134,8 @@ def _download(url: str, dst: str, progress: bool) -> None:
     except OSError as err:
         reason, cause = f'{type(err).__name__}: {err}', err
     finally:
-        socket.setdefaulttimeout(default_timeout)
+        if osp.exists(partial):
+            os.remove(partial)
     raise CheckpointDownloadError(f'cannot download checkpoint {url}: {reason}. Without network access, download '
                                   f'the file elsewhere and place it at {dst} (torch hub cache, '
                                   f'$TORCH_HOME/hub/checkpoints), or set the checkpoint to a local path.') from cause
