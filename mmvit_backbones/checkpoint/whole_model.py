@@ -1,11 +1,8 @@
 """Whole detectors and segmentors: the authors' mmdet 2.x/3.x and mmseg 0.x/1.x checkpoints into ours
-(what each family released: docs/checkpoints.md).
-
-``backbone.*`` keys go through the backbone's family check and converter, as for ``init_cfg``; neck and head keys
-through :data:`HEAD_RENAMES` of the library generation that wrote the file (``meta.mmdet_version`` /
-``meta.mmseg_version``). The tables are empty: every neck and head these families released has the same
-submodule names (hence keys) in mmdet 2.28.2 and 3.3.0 and in mmseg 0.30.0 and 1.2.2, and TransNeXt's Mask2Former
-(mmseg 1.0 / mmdet 3.0 / mmcv 2.0) names its parts as mmseg 1.2 / mmdet 3.3 / mmcv 2.1 do
+(docs/checkpoints.md). ``backbone.*`` keys go through the family check and converter, as for ``init_cfg``; neck and
+head keys through :data:`HEAD_RENAMES` for the writer's library generation (``meta.mmdet_version`` /
+``mmseg_version``). The tables are empty: every released neck and head has the same keys in mmdet 2.28.2 and 3.3.0
+and mmseg 0.30.0 and 1.2.2, TransNeXt's Mask2Former (mmseg 1.0 / mmdet 3.0) as in mmseg 1.2 / mmdet 3.3
 (tests/fixtures/whole_models/). A rename goes there if a release needs one.
 """
 import re
