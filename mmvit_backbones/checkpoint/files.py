@@ -1,11 +1,9 @@
-"""Where checkpoint bytes come from, and how they are unpickled.
-
-mmengine's ``CheckpointLoader`` schemes (``s3://``, ``pavi://``, ...: a weights-only ``torch.load`` of a buffer)
-read everything but what mmengine would unpickle with ``weights_only=False`` or does not know: local paths
-(``safetensors`` by its header, else ``torch.load(weights_only=True)`` with the compat allowlist), ``http(s)://``
-(downloaded once into torch hub's cache, :func:`cached_path`), ``open-mmlab://`` (mmengine's model-zoo table)
-and ``mmvit://<name>`` (a default release, :mod:`.zoo`). An expected hash is optional: ``sha256='<hex or
-prefix>'``, or ``check_hash=True`` for torch hub's file names ``name-<sha256 prefix>.ext``.
+"""Where checkpoint bytes come from, and how they are unpickled. mmengine's ``CheckpointLoader`` schemes
+(``s3://``, ...: a weights-only ``torch.load`` of a buffer) read all but what mmengine would unpickle with
+``weights_only=False`` or does not know: local paths (``safetensors`` by its header, else ``torch.load(weights_only=
+True)`` with the compat allowlist), ``http(s)://`` (downloaded once into torch hub's cache), ``open-mmlab://``
+(mmengine's model-zoo table) and ``mmvit://<name>`` (a default release, :mod:`.zoo`). An expected hash is optional:
+``sha256='<hex or prefix>'``, or ``check_hash=True`` for torch hub's file names ``name-<sha256 prefix>.ext``.
 """
 import hashlib
 import os
@@ -48,8 +46,8 @@ def cache_dir() -> str:
     return osp.join(torch.hub.get_dir(), 'checkpoints')
 
 
-# File names that say nothing about the model: every timm / transformers repository on the Hugging Face Hub
-# holds a 'model.safetensors'. Cached under torch hub's rule alone they would overwrite each other.
+# Names that say nothing about the model (every timm repository on the Hub has a 'model.safetensors'), so that
+# under torch hub's rule alone they would overwrite each other in the cache.
 GENERIC_FILE_NAMES = ('model.safetensors', 'pytorch_model.bin', 'model.bin', 'model.pth', 'model.pt',
                       'open_clip_model.safetensors', 'open_clip_pytorch_model.bin')
 

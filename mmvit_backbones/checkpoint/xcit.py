@@ -8,8 +8,7 @@ import re
 
 from .registry import StateDict, is_classifier_key, register_converter, rename_key
 
-CLASSIFICATION_ONLY = ('cls_token', 'cls_attn_blocks.', 'ca_layers.', 'norm.', 'head.', 'dist_token',
-                       'head_dist.')
+CLASSIFICATION_ONLY = ('cls_token', 'cls_attn_blocks.', 'ca_layers.', 'norm.', 'head.', 'dist_token', 'head_dist.')
 
 _PATCH_EMBED = re.compile(r'^patch_embed\.proj\.(\d+)\.([01])\.')  # the authors' (conv, BN, GELU) x n
 _BLOCK = re.compile(r'^blocks\.(\d+)\.')

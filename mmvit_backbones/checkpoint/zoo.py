@@ -67,12 +67,11 @@ def releases() -> Dict[str, Release]:
     """``{name: Release}`` of every metafile listed by ``model-index.yml`` (read once)."""
     import yaml
     index_path = model_index_path()
-    root = osp.dirname(index_path)
     with open(index_path) as f:
         index = yaml.safe_load(f)
     found: Dict[str, Release] = {}
     for metafile in index.get('Import', []):
-        with open(osp.join(root, metafile)) as f:
+        with open(osp.join(osp.dirname(index_path), metafile)) as f:
             meta = yaml.safe_load(f) or {}
         for entry in meta.get('Backbones') or []:
             release = _release(entry, metafile)
