@@ -19,12 +19,21 @@ class _Server:
     """``http.server`` on 127.0.0.1 (ephemeral port) in a thread, serving ``files`` and counting requests."""
 
     def __init__(self, files: dict):
-        self.files, self.requests = files, []
+        self.files, self.requests, self.default_timeouts, self.release = files, [], [], threading.Event()
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's name
                 outer.requests.append(self.path)
+                outer.default_timeouts.append(socket.getdefaulttimeout())  # while the client waits for the body
+                if self.path == '/stalled.pth':  # half a body, then silence until the test ends
+                    self.send_response(200)
+                    self.send_header('Content-Length', '1000')
+                    self.end_headers()
+                    self.wfile.write(b'PK\x03\x04' * 10)
+                    self.wfile.flush()
+                    outer.release.wait(30)
+                    return
                 body = outer.files.get(self.path)
                 if body is None:
                     self.send_error(404, 'no such checkpoint')
@@ -43,6 +52,7 @@ class _Server:
         self.thread.start()
 
     def stop(self):
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join()
@@ -111,6 +121,18 @@ def test_http_error_names_status_and_cache_file(torch_home, served):
     with pytest.raises(CheckpointDownloadError, match=r'HTTP 404.*place it at .*missing\.pth'):
         read_checkpoint(server.url + '/missing.pth')
     assert not (torch_home / 'hub' / 'checkpoints' / 'missing.pth').exists()
+
+
+def test_timeout_is_the_downloads_own_not_the_process_default(torch_home, served, monkeypatch):
+    """A stalled body fails after $MMVIT_DOWNLOAD_TIMEOUT, leaving no partial file; other threads' sockets (here
+    the server's) see the process default timeout unchanged during the download."""
+    server, _, _ = served
+    monkeypatch.setenv('MMVIT_DOWNLOAD_TIMEOUT', '0.5')
+    default = socket.getdefaulttimeout()
+    with pytest.raises(CheckpointDownloadError, match=r'no answer within 0\.5 s .*place it at .*stalled\.pth'):
+        read_checkpoint(server.url + '/stalled.pth')
+    assert server.default_timeouts == [default] and socket.getdefaulttimeout() == default
+    assert list((torch_home / 'hub' / 'checkpoints').iterdir()) == []
 
 
 def test_sha256_in_init_cfg_and_hub_file_name_convention(torch_home, served):

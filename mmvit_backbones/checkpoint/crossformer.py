@@ -1,8 +1,5 @@
-"""Key conversion for CrossFormer / CrossFormer++ checkpoints.
-
-The authors' ImageNet (``{'model': ...}``) and dense (``backbone.``) state dicts use this package's names already
-(``patch_embed.projs.*``, ``layers.{s}.blocks.{j}.attn.pos.*``, ``ex_conv``/``ex_ln`` for CrossFormer++), so
-conversion drops only the classifier (``norm.*``, ``head.*``) and the v1 buffers ``attn.biases``,
+"""Key conversion for CrossFormer / CrossFormer++ checkpoints: the authors' ImageNet and dense state dicts use our
+names already, so conversion drops only the classifier (``norm.*``, ``head.*``) and the v1 buffers ``attn.biases``,
 ``attn.relative_position_index`` and ``attn_mask``, which depend on the 224 training size (the dense model builds
 them per input shape). Nothing is resized: the dynamic position bias is an MLP of relative coordinates.
 """

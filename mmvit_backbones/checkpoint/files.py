@@ -1,19 +1,20 @@
-"""Where checkpoint bytes come from, and how they are unpickled.
-
-mmengine's ``CheckpointLoader`` schemes (``s3://``, ``pavi://``, ...: a weights-only ``torch.load`` of a buffer)
-read everything but what mmengine would unpickle with ``weights_only=False`` or does not know: local paths
-(``safetensors`` by its header, else ``torch.load(weights_only=True)`` with the compat allowlist), ``http(s)://``
-(downloaded once into torch hub's cache, :func:`cached_path`), ``open-mmlab://`` (mmengine's model-zoo table)
-and ``mmvit://<name>`` (a default release, :mod:`.zoo`). An expected hash is optional: ``sha256='<hex or
-prefix>'``, or ``check_hash=True`` for torch hub's file names ``name-<sha256 prefix>.ext``.
+"""Where checkpoint bytes come from, and how they are unpickled. mmengine's ``CheckpointLoader`` schemes
+(``s3://``, ...: a weights-only ``torch.load`` of a buffer) read all but what mmengine would unpickle with
+``weights_only=False`` or does not know: local paths (``safetensors`` by its header, else ``torch.load(weights_only=
+True)`` with the compat allowlist), ``http(s)://`` (downloaded once into torch hub's cache), ``open-mmlab://``
+(mmengine's model-zoo table) and ``mmvit://<name>`` (a default release, :mod:`.zoo`). An expected hash is optional:
+``sha256='<hex or prefix>'``, or ``check_hash=True`` for torch hub's file names ``name-<sha256 prefix>.ext``.
 """
 import hashlib
 import os
 import os.path as osp
 import pickle
 import re
+import shutil
 import socket
 import urllib.error
+import urllib.request
+import uuid
 from typing import Optional
 from urllib.parse import urlparse
 
@@ -45,27 +46,23 @@ def cache_dir() -> str:
     return osp.join(torch.hub.get_dir(), 'checkpoints')
 
 
-# File names that say nothing about the model: every timm / transformers repository on the Hugging Face Hub
-# holds a 'model.safetensors'. Cached under torch hub's rule alone they would overwrite each other.
+# Names that say nothing about the model (every timm repository on the Hub has a 'model.safetensors'), so that
+# under torch hub's rule alone they would overwrite each other in the cache.
 GENERIC_FILE_NAMES = ('model.safetensors', 'pytorch_model.bin', 'model.bin', 'model.pth', 'model.pt',
                       'open_clip_model.safetensors', 'open_clip_pytorch_model.bin')
 
 
 def cached_path(url: str) -> str:
-    """The local file a URL is cached as: the last component of its path (torch hub's rule), a generic name
-    (:data:`GENERIC_FILE_NAMES`) prefixed with the Hub repository of a ``huggingface.co/<owner>/<repo>/resolve/
-    <revision>/<file>`` URL (``timm_twins_svt_small.in1k_model.safetensors``), else with the parent folder."""
+    """The cache file of a URL: its path's last component (torch hub's rule); a generic name prefixed with the
+    Hub repository of ``.../<owner>/<repo>/resolve/<revision>/<file>`` (else with the parent folder)."""
     path = urlparse(url).path
     parts = [p for p in path.split('/') if p]
     if not parts or path.endswith('/'):
         raise CheckpointError(f'checkpoint URL {url!r} does not end in a file name')
     name = parts[-1]
     if name in GENERIC_FILE_NAMES and len(parts) > 1:
-        if 'resolve' in parts[:-1] and parts.index('resolve') >= 2:
-            owner, repo = parts[parts.index('resolve') - 2:parts.index('resolve')]
-            name = f'{owner}_{repo}_{name}'
-        else:
-            name = f'{parts[-2]}_{name}'
+        at = parts.index('resolve') if 'resolve' in parts[:-1] else 0  # .../<owner>/<repo>/resolve/...
+        name = '_'.join((parts[at - 2:at] if at >= 2 else parts[-2:-1]) + [name])
     return osp.join(cache_dir(), name)
 
 
@@ -104,18 +101,22 @@ def verify_sha256(path: str, expected: Optional[str], source: str) -> None:
 
 
 def _download(url: str, dst: str, progress: bool) -> None:
-    """``torch.hub.download_url_to_file`` (a ``.partial`` file moved into place) under a socket timeout, which it
-    has no argument for; a failure names the URL and the cache file to place by hand."""
+    """``url`` into a ``.partial`` file moved to ``dst`` once complete, under a timeout of this request alone (not
+    the process-wide socket default); a failure names the URL and the cache file to place by hand."""
+    from tqdm import tqdm
     value = os.environ.get(DOWNLOAD_TIMEOUT_ENV, '')
     try:
         timeout = float(value) if value else DEFAULT_DOWNLOAD_TIMEOUT_S
     except ValueError:
         raise ValueError(f'{DOWNLOAD_TIMEOUT_ENV}={value!r} is not a number of seconds') from None
     os.makedirs(osp.dirname(dst), exist_ok=True)
-    default_timeout = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout)
+    partial = f'{dst}.{uuid.uuid4().hex}.partial'
     try:
-        torch.hub.download_url_to_file(url, dst, progress=progress)
+        request = urllib.request.Request(url, headers={'User-Agent': 'mmvit-backbones'})
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(partial, 'wb') as f, \
+                tqdm.wrapattr(f, 'write', total=response.length, disable=not progress, desc=osp.basename(dst)) as out:
+            shutil.copyfileobj(response, out)
+        os.replace(partial, dst)
         return
     except urllib.error.HTTPError as err:
         reason, cause = f'HTTP {err.code} {err.reason}', err
@@ -126,7 +127,8 @@ def _download(url: str, dst: str, progress: bool) -> None:
     except OSError as err:
         reason, cause = f'{type(err).__name__}: {err}', err
     finally:
-        socket.setdefaulttimeout(default_timeout)
+        if osp.exists(partial):
+            os.remove(partial)
     raise CheckpointDownloadError(f'cannot download checkpoint {url}: {reason}. Without network access, download '
                                   f'the file elsewhere and place it at {dst} (torch hub cache, '
                                   f'$TORCH_HOME/hub/checkpoints), or set the checkpoint to a local path.') from cause
@@ -134,9 +136,8 @@ def _download(url: str, dst: str, progress: bool) -> None:
 
 def download_to_cache(url: str, progress: Optional[bool] = None, sha256: Optional[str] = None,
                       check_hash: bool = False) -> str:
-    """The cached local file of ``url``, downloaded once (rank 0 first under DDP). The expected hash, if any, is
-    checked on every call (also for a file placed in the cache by hand); a fresh download that fails it is
-    deleted again, so a retry downloads anew."""
+    """The cached file of ``url``, downloaded once (rank 0 first under DDP). The hash, if any, is checked on every
+    call (also of a file placed by hand); a fresh download that fails it is deleted, so a retry downloads anew."""
     from mmengine.dist import barrier, get_rank  # barrier() is a no-op outside DDP
     dst = cached_path(url)
     expected = expected_sha256(url, sha256, check_hash)
@@ -172,19 +173,6 @@ def _resolve_openmmlab(path: str) -> str:
 def is_safetensors_header(head: bytes) -> bool:
     """Whether a file's first bytes start a ``safetensors`` file: a little-endian u64 length, then JSON (``{``)."""
     return 2 <= int.from_bytes(head[:8], 'little') <= _SAFETENSORS_MAX_HEADER and head[8:9] == b'{'
-
-
-def _download_release(location: str, progress: Optional[bool], sha256: Optional[str], check_hash: bool) -> str:
-    """``mmvit://<name>``: the name's default release (:mod:`.zoo`), downloaded like any URL. A hash given by
-    the caller wins over the metafile's."""
-    from .zoo import SCHEME, direct_url, get_release
-    name = location[len(SCHEME):]
-    release = get_release(name)
-    try:
-        return download_to_cache(direct_url(release), progress=progress, sha256=sha256 or release.sha256,
-                                 check_hash=check_hash or (release.check_hash and not sha256))
-    except CheckpointDownloadError as err:
-        raise CheckpointDownloadError(f'{location} (the default release of {name}): {err}') from err
 
 
 def _check_file(path: str) -> bytes:
@@ -253,8 +241,14 @@ def local_checkpoint_file(path: str, sha256: Optional[str] = None, check_hash: b
     path = os.fspath(path)
     if path.startswith(('open-mmlab://', 'openmmlab://')):
         path = _resolve_openmmlab(path)
-    if path.startswith('mmvit://'):
-        return _download_release(path, progress, sha256, check_hash)
+    if path.startswith('mmvit://'):  # a default release (.zoo), downloaded like any URL; the caller's hash wins
+        from .zoo import SCHEME, direct_url, get_release
+        release = get_release(path[len(SCHEME):])
+        try:
+            return download_to_cache(direct_url(release), progress=progress, sha256=sha256 or release.sha256,
+                                     check_hash=check_hash or (release.check_hash and not sha256))
+        except CheckpointDownloadError as err:
+            raise CheckpointDownloadError(f'{path} (the default release of {path[len(SCHEME):]}): {err}') from err
     if is_url(path):
         return download_to_cache(path, progress=progress, sha256=sha256, check_hash=check_hash)
     if CheckpointLoader._get_checkpoint_loader(path) is not load_from_local:

@@ -1,19 +1,13 @@
 """Key conversion for GC ViT checkpoints (NVlabs/GCVit ImageNet releases, their detection backbone, timm's port).
 
-The authors' names are kept (``patch_embed.*``, ``levels.i.q_global_gen.*``, ``levels.i.blocks.j.*``,
-``levels.i.downsample.*``, ``norm0..3``), so conversion drops the classifier (``norm.*``, ``head.*``) and the
-``relative_position_index`` buffers (rebuilt for the model's window), and resizes every
-``relative_position_bias_table`` bicubically from its training window (7/7/14/7 for ImageNet) to the model's
-dense window (24 by default), as the authors' detection backbone does (``align_corners=False``, float32).
+The authors' names are kept, so conversion drops the classifier (``norm.*``, ``head.*``) and the
+``relative_position_index`` buffers, and resizes each ``relative_position_bias_table`` bicubically from its training
+window (7/7/14/7 for ImageNet) to the model's, as the authors' detection backbone does. timm's names become the
+authors' first (:func:`_from_timm`).
 
-The global-query head split is carried: the authors' files do not record which code trained them (the
-2022-07-26 and later releases have the same keys and shapes), so the model's ``global_query_split`` stands; ours
-hold ``global_query_split_code`` and restore it. The withdrawn first release (2022-07-01: ``levels.i.to_q_global``
-fed a scrambled view of the stage input) is refused with an explanation.
-
-timm's names (``stem.down.``, ``global_block.``) become the authors' first (:func:`_from_timm`). timm splits the
-query channels-last, so a timm file sets ``global_query_split='channels_last'`` whatever the constructor said
-(logged when it differs).
+The global-query head split is carried: the authors' files do not record which code trained them, so the model's
+``global_query_split`` stands; ours hold ``global_query_split_code``, and timm's (split channels-last) set it
+(logged when it differs). The withdrawn first release (2022-07-01, ``levels.i.to_q_global``) is refused.
 """
 import re
 

@@ -1,9 +1,8 @@
-"""Unwrapping and applying checkpoints, with a load report and clear errors.
-
-:func:`load_pretrained` (what ``init_cfg=dict(type='Pretrained', checkpoint=...)`` runs): read weights-only
-(:mod:`.files`) -> unwrap the container, strip ``module.``, keep the ``backbone.`` part -> check the family ->
-the family converter renames keys and resizes tables -> compare with the model (shape mismatches, missing
-parameters and keys no parameter takes raise; known-unused keys are reported) -> load and log the report.
+"""Unwrapping and applying checkpoints, with a load report and clear errors. :func:`load_pretrained` (what
+``init_cfg=dict(type='Pretrained', checkpoint=...)`` runs): read weights-only (:mod:`.files`) -> unwrap the
+container, strip ``module.``, keep the ``backbone.`` part -> check the family -> the family converter renames keys
+and resizes tables -> compare with the model (shape mismatches, missing parameters and keys no parameter takes
+raise; known-unused keys are reported) -> load and log the report.
 """
 import os
 from dataclasses import dataclass, field

@@ -28,21 +28,13 @@ def rename_key(key: str, rules: Sequence[Tuple[Pattern, Union[str, Callable]]]) 
 
 @dataclass
 class Converter:
-    """How to bring a family's checkpoints to this package's parameter names.
-
-    Attributes:
-        family: the family name (``PyramidBackbone.family``, the CLI's ``--family``).
-        convert: ``(state_dict, model) -> state_dict`` in our names and the model's shapes; ours pass through.
-        detect: ``state_dict -> bool``: whether the keys look like this family (official or ours).
-        allow_missing: ``key -> bool``: our parameters a valid checkpoint may lack (the output norms a dense
-            backbone adds to an ImageNet model); they keep their initialisation.
-        allow_unexpected: ``(key, model) -> bool``: converted keys known to be unused (default: the classifier).
-    """
-    family: str
-    convert: Callable[[StateDict, nn.Module], StateDict]
-    detect: Callable[[StateDict], bool]
+    """How to bring a family's checkpoints (official or ours) to this package's parameter names and shapes."""
+    family: str  # PyramidBackbone.family, the CLI's --family
+    convert: Callable[[StateDict, nn.Module], StateDict]  # (state_dict, model) -> ours; our keys pass through
+    detect: Callable[[StateDict], bool]  # whether the keys look like this family
+    # our parameters a valid checkpoint may lack, left at their initialisation (a dense backbone's output norms)
     allow_missing: Callable[[str], bool]
-    allow_unexpected: Callable[[str, nn.Module], bool] = is_classifier_key
+    allow_unexpected: Callable[[str, nn.Module], bool] = is_classifier_key  # (key, model): converted keys not used
 
 
 CONVERTERS: Dict[str, Converter] = {}

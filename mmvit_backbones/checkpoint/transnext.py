@@ -1,9 +1,6 @@
-"""Key conversion for TransNeXt checkpoints.
-
-The authors' ImageNet and dense (``backbone.``) state dicts use this package's names, so conversion drops only
-the classifier ``head.*`` and buffers that older exports may carry (position-bias indices and coordinate tables,
-length scales, padding masks), all recomputed from the input size. The position bias is an MLP of coordinates:
-no table needs resizing.
+"""Key conversion for TransNeXt checkpoints: the authors' ImageNet and dense state dicts use our names, so
+conversion drops only the classifier ``head.*`` and buffers that older exports may carry (position-bias indices and
+coordinate tables, length scales, padding masks), all recomputed from the input size; no table needs resizing.
 """
 import re
 

@@ -1,17 +1,10 @@
 """Key conversion for Twins (PCPVT / SVT) checkpoints; one rename table (:data:`_RULES`) serves every layout:
-
-* the authors' ImageNet checkpoints (``pcpvt_*.pth``, ``alt_gvt_*.pth``), their dense backbones
-  (``detection/gvt.py``, ``segmentation/gvt.py``; ``norm_list`` in the SVT one) and timm's port (``twins_*.in1k``):
-  ``patch_embeds.{i}``, ``blocks.{i}.{j}``, ``pos_block.{i}``; the classifier's ``norm.*`` and ``head.*`` stay
-  unconverted, so the load report lists them as unexpected;
-* mmseg 1.x's ``PCPVT``/``SVT`` (``twins2mmseg.py``; ``pretrain/twins/*.pth``): ``layers``,
-  ``patch_embeds.{i}.projection``, ``position_encodings.{i}.proj``, GSA ``attn.attn.in_proj_*`` (q and kv
-  concatenated, q first) and ``attn.attn.out_proj``, ``ffn.layers.0.0`` / ``ffn.layers.1``;
-* mmpretrain 1.x's (``twins-*_3rdparty_*_in1k``): mmseg's names, but ``stages.{i}.{j}`` blocks with the authors'
-  attention names, and ``norm_after_stage{i}`` (the last is the classifier's final norm, dropped like ``norm``);
-* this package's own keys (``stages.{i}.blocks.{j}.*``), passed through unchanged.
-
-Weights of the other variant (SVT into a PCPVT model or the reverse) are refused, naming both.
+the authors' ImageNet and dense checkpoints and timm's port (``patch_embeds.{i}``, ``blocks.{i}.{j}``,
+``pos_block.{i}``, ``norm_list`` in the dense SVT), mmseg 1.x's ``PCPVT``/``SVT`` (``layers``, ``projection``,
+``position_encodings``, GSA ``attn.attn.in_proj_*`` = cat(q, kv), ``ffn.layers``), mmpretrain 1.x's (mmseg's names
+but ``stages.{i}.{j}`` blocks with the authors' attention, ``norm_after_stage{i}``) and ours (unchanged). The
+classifier's keys stay unconverted (reported as unused); the other variant's weights (SVT into PCPVT or the
+reverse) are refused, naming both.
 """
 import re
 

@@ -1,11 +1,8 @@
 """Whole detectors and segmentors: the authors' mmdet 2.x/3.x and mmseg 0.x/1.x checkpoints into ours
-(what each family released: docs/checkpoints.md).
-
-``backbone.*`` keys go through the backbone's family check and converter, as for ``init_cfg``; neck and head keys
-through :data:`HEAD_RENAMES` of the library generation that wrote the file (``meta.mmdet_version`` /
-``meta.mmseg_version``). The tables are empty: every neck and head these families released has the same
-submodule names (hence keys) in mmdet 2.28.2 and 3.3.0 and in mmseg 0.30.0 and 1.2.2, and TransNeXt's Mask2Former
-(mmseg 1.0 / mmdet 3.0 / mmcv 2.0) names its parts as mmseg 1.2 / mmdet 3.3 / mmcv 2.1 do
+(docs/checkpoints.md). ``backbone.*`` keys go through the family check and converter, as for ``init_cfg``; neck and
+head keys through :data:`HEAD_RENAMES` for the writer's library generation (``meta.mmdet_version`` /
+``mmseg_version``). The tables are empty: every released neck and head has the same keys in mmdet 2.28.2 and 3.3.0
+and mmseg 0.30.0 and 1.2.2, TransNeXt's Mask2Former (mmseg 1.0 / mmdet 3.0) as in mmseg 1.2 / mmdet 3.3
 (tests/fixtures/whole_models/). A rename goes there if a release needs one.
 """
 import re
@@ -34,45 +31,30 @@ def writer_of(checkpoint: dict) -> Optional[Tuple[str, str]]:
     return None
 
 
-def rename_heads(state_dict: StateDict, writer: Optional[Tuple[str, str]]) -> StateDict:
-    """Apply :data:`HEAD_RENAMES` for the checkpoint's writer (nothing for mmdet 3 / mmseg 1 files)."""
-    rules = HEAD_RENAMES.get(writer[0], {}).get(int(writer[1].split('.')[0]), []) if writer else []
-    for pattern, repl in rules:  # in turn, on the neck and head keys (the family converter renames the backbone's)
-        state_dict = {k if k.startswith('backbone.') else re.sub(pattern, repl, k): v for k, v in state_dict.items()}
-    return state_dict
-
-
-def backbone_family(model: nn.Module) -> Optional[str]:
-    """The family of ``model.backbone`` when it is one of this package's backbones, else None."""
-    family = getattr(getattr(model, 'backbone', None), 'family', None)
-    return family if family in CONVERTERS else None
-
-
-def convert_backbone_keys(state_dict: StateDict, model: nn.Module, source: str) -> Tuple[StateDict, List[str]]:
-    """Convert the ``backbone.*`` keys with the family converter; returns ``(state_dict, ignored)``."""
-    family = backbone_family(model)
-    sub = {k[len('backbone.'):]: v for k, v in state_dict.items() if k.startswith('backbone.')}
-    if family is None or not sub:
-        return state_dict, []
-    check_family(sub, family, source)
-    converter = get_converter(family)
-    converted = converter.convert(sub, model.backbone)
-    unused = unused_keys(model.backbone, converted, source, converter.allow_unexpected)
-    out = {k: v for k, v in state_dict.items() if not k.startswith('backbone.')}
-    out.update({f'backbone.{k}': v for k, v in converted.items() if k not in unused})
-    return out, [f'backbone.{k}' for k in unused]
-
-
 def convert_whole_model(checkpoint: dict, model: nn.Module, source: str,
                         revise_keys: Sequence[Tuple[str, str]] = ((r'^module\.', ''), )) -> Tuple[StateDict, dict]:
-    """The authors' (or our) detector/segmentor checkpoint -> ``model``'s keys; returns ``(state_dict, info)``."""
+    """The authors' (or our) detector/segmentor checkpoint -> ``model``'s keys; returns ``(state_dict, info)``.
+    ``revise_keys`` apply to every key, :data:`HEAD_RENAMES` to the neck and head keys, the converter of the
+    backbone's family to the ``backbone.*`` keys (those it knows to be unused are dropped, listed as ignored)."""
     state_dict, container = extract_state_dict(checkpoint, source, prefix='')
+    writer = writer_of(checkpoint)
     for pattern, repl in revise_keys:
         state_dict = {re.sub(pattern, repl, k): v for k, v in state_dict.items()}
-    writer = writer_of(checkpoint)
-    state_dict = rename_heads(state_dict, writer)
-    state_dict, ignored = convert_backbone_keys(state_dict, model, source)
-    return state_dict, dict(container=container, writer=writer, ignored=ignored, family=backbone_family(model))
+    for pattern, repl in HEAD_RENAMES.get(writer[0], {}).get(int(writer[1].split('.')[0]), []) if writer else []:
+        state_dict = {k if k.startswith('backbone.') else re.sub(pattern, repl, k): v for k, v in state_dict.items()}
+    family = getattr(getattr(model, 'backbone', None), 'family', None)
+    family = family if family in CONVERTERS else None  # None: not one of this package's backbones
+    backbone = {k[len('backbone.'):]: v for k, v in state_dict.items() if k.startswith('backbone.')}
+    ignored = []
+    if family and backbone:
+        check_family(backbone, family, source)
+        converter = get_converter(family)
+        converted = converter.convert(backbone, model.backbone)
+        unused = unused_keys(model.backbone, converted, source, converter.allow_unexpected)
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith('backbone.')}
+        state_dict.update({f'backbone.{k}': v for k, v in converted.items() if k not in unused})
+        ignored = [f'backbone.{k}' for k in unused]
+    return state_dict, dict(container=container, writer=writer, ignored=ignored, family=family)
 
 
 def apply_whole_state_dict(model: nn.Module, state_dict: StateDict, source: str, info: dict,

@@ -1,19 +1,14 @@
-"""Key conversion for XCiT checkpoints: the authors' ImageNet models (timm's port differs only in ``pos_embed.`` for
-``pos_embeder.``), their detection/segmentation backbone (the same names plus the ``fpn1``/``fpn2`` adapters),
-mmpretrain 1.x's ``XCiT`` (``xca_layers.``; its mmcv ``ConvModule``/``FFN`` wrappers add a level of names that
-:data:`_MMPRETRAIN` removes) and this package's own keys (passed through).
-
-The blocks keep the authors' names; the patch embedding's ``proj.{2j}.{0,1}`` (conv, BN), the position encoding's
-``token_projection`` and the dense adapters get ours. The class token, class-attention blocks, final norm and head
-are classification-only and dropped; the pyramid is not in ImageNet files and keeps its initialisation. Nothing is
-resized: the Fourier position code is computed for every input size.
+"""Key conversion for XCiT checkpoints: the authors' ImageNet models (timm's port: ``pos_embed.`` for
+``pos_embeder.``), their dense backbone (plus the ``fpn1``/``fpn2`` adapters), mmpretrain 1.x's ``XCiT``
+(``xca_layers.``, mmcv wrappers: :data:`_MMPRETRAIN`) and ours (passed through). The patch embedding, position
+encoding and dense adapters get our names; the classification-only parts are dropped; the pyramid keeps its
+initialisation. Nothing is resized: the Fourier position code is computed for every input size.
 """
 import re
 
 from .registry import StateDict, is_classifier_key, register_converter, rename_key
 
-CLASSIFICATION_ONLY = ('cls_token', 'cls_attn_blocks.', 'ca_layers.', 'norm.', 'head.', 'dist_token',
-                       'head_dist.')
+CLASSIFICATION_ONLY = ('cls_token', 'cls_attn_blocks.', 'ca_layers.', 'norm.', 'head.', 'dist_token', 'head_dist.')
 
 _PATCH_EMBED = re.compile(r'^patch_embed\.proj\.(\d+)\.([01])\.')  # the authors' (conv, BN, GELU) x n
 _BLOCK = re.compile(r'^blocks\.(\d+)\.')

@@ -1,5 +1,5 @@
-"""The default ImageNet release of each ``create_backbone`` name, from the ``Backbones`` list that each family's
-``configs/<family>/metafile.yml`` has beside OpenMMLab's ``Collections`` and ``Models``::
+"""The default ImageNet release of each ``create_backbone`` name (``checkpoint='mmvit://<name>'``,
+``pretrained=True``), from the ``Backbones`` list of each family's ``configs/<family>/metafile.yml``::
 
     Backbones:
       - Name: twins-svt-small
@@ -10,8 +10,6 @@
         Alternatives: ['https://huggingface.co/timm/twins_svt_small.in1k/resolve/main/model.safetensors', ...]
       - Name: crossformer-small
         Weights (manual download): 'https://drive.google.com/...'   # no direct link published
-
-``create_backbone(name, pretrained=True)`` and ``checkpoint='mmvit://<name>'`` download ``Weights`` like any URL.
 """
 import functools
 import os.path as osp
@@ -69,12 +67,11 @@ def releases() -> Dict[str, Release]:
     """``{name: Release}`` of every metafile listed by ``model-index.yml`` (read once)."""
     import yaml
     index_path = model_index_path()
-    root = osp.dirname(index_path)
     with open(index_path) as f:
         index = yaml.safe_load(f)
     found: Dict[str, Release] = {}
     for metafile in index.get('Import', []):
-        with open(osp.join(root, metafile)) as f:
+        with open(osp.join(osp.dirname(index_path), metafile)) as f:
             meta = yaml.safe_load(f) or {}
         for entry in meta.get('Backbones') or []:
             release = _release(entry, metafile)
