@@ -35,8 +35,21 @@ def parse_backbone_name(name: str) -> Tuple[Type[PyramidBackbone], Union[str, di
     ones."""
     if not isinstance(name, str):
         raise TypeError(f'backbone name must be a str like \'transnext-tiny\', got {type(name).__name__} {name!r}')
-    if ':' in name:
-        return _parse_type_arch(name)
+    if ':' in name:  # TYPE:ARCH against mmengine's root registry
+        from mmengine.registry import MODELS
+        type_name, arch = (part.strip() for part in name.split(':', 1))
+        cls = MODELS.get(type_name)
+        if not (isinstance(cls, type) and issubclass(cls, PyramidBackbone)):
+            known = sorted(n for n, c in MODELS.module_dict.items()
+                           if isinstance(c, type) and issubclass(c, PyramidBackbone))
+            raise ValueError(f'backbone {name!r}: type {type_name!r} is not a registered backbone; expected '
+                             f'TYPE:ARCH with TYPE one of {", ".join(known)} (e.g. TransNeXt:tiny)')
+        if not arch.startswith('{'):
+            return cls, arch  # an unknown arch name raises when the backbone resolves it, naming the valid ones
+        try:
+            return cls, json.loads(arch)
+        except json.JSONDecodeError as e:
+            raise ValueError(f'backbone {name!r}: the arch is not valid JSON ({e})') from e
     key = name.strip().lower()
     for prefix, cls in sorted(NAME_PREFIXES.items(), key=lambda item: -len(item[0])):  # longest prefix first
         arch = key[len(prefix) + 1:]
@@ -46,24 +59,6 @@ def parse_backbone_name(name: str) -> Tuple[Type[PyramidBackbone], Union[str, di
     close = difflib.get_close_matches(key, names, n=3)
     hint = f'; did you mean {", ".join(map(repr, close))}?' if close else ''
     raise ValueError(f'unknown backbone {name!r}{hint} Valid names: {", ".join(names)}')
-
-
-def _parse_type_arch(spec: str) -> Tuple[Type[PyramidBackbone], Union[str, dict]]:
-    """``'TYPE:ARCH'`` against mmengine's root registry."""
-    from mmengine.registry import MODELS
-    type_name, arch = (part.strip() for part in spec.split(':', 1))
-    cls = MODELS.get(type_name)
-    if not (isinstance(cls, type) and issubclass(cls, PyramidBackbone)):
-        known = sorted(n for n, c in MODELS.module_dict.items()
-                       if isinstance(c, type) and issubclass(c, PyramidBackbone))
-        raise ValueError(f'backbone {spec!r}: type {type_name!r} is not a registered backbone; expected TYPE:ARCH '
-                         f'with TYPE one of {", ".join(known)} (e.g. TransNeXt:tiny)')
-    if arch.startswith('{'):
-        try:
-            return cls, json.loads(arch)
-        except json.JSONDecodeError as e:
-            raise ValueError(f'backbone {spec!r}: the arch is not valid JSON ({e})') from e
-    return cls, arch  # an unknown arch name raises when the backbone resolves it, naming the valid ones
 
 
 def create_backbone(name: str, pretrained: Union[str, bool, None] = None, **kwargs) -> PyramidBackbone:

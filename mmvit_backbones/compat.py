@@ -1,10 +1,6 @@
-"""Named shims for the supported stacks (torch 2.1 to 2.13, numpy 1.x/2.x, mmengine 0.10), nothing else.
-
-Floor torch 2.1 (the mmcv 2.1.0 wheels' torch): every newer torch API is reached through a function here with a
-fallback; a feature that needs a newer torch raises :func:`require_torch`. torch >= 2.6 loads weights-only by
-default, and mmengine 0.10.7's checkpoints hold plain-data objects (``HistoryBuffer``, NumPy scalars; the authors'
-an ``argparse.Namespace``): exactly those are allowlisted (:func:`allow_mmengine_checkpoint_globals`).
-"""
+"""Named shims for the supported stacks (torch 2.1 to 2.13, numpy 1.x/2.x, mmengine 0.10), nothing else: every
+torch API newer than 2.1 (the mmcv 2.1.0 wheels' torch) is reached here with a fallback, and a feature that needs a
+newer torch raises :func:`require_torch`. docs/install.md lists each shim and why it exists."""
 import argparse
 import collections
 import contextlib
@@ -13,6 +9,7 @@ import importlib
 import os.path as osp
 import pickle
 import types
+import warnings
 from typing import Tuple
 
 import numpy as np
@@ -41,17 +38,10 @@ SAFE_GLOBAL_PAIRS = torch_version() >= (2, 6)
 _SAFE_GLOBALS: dict = {}
 
 
-def is_compiling() -> bool:
-    """``torch.compiler.is_compiling()`` (torch >= 2.3); ``torch._dynamo.is_compiling()`` before."""
-    fn = getattr(torch.compiler, 'is_compiling', None)
-    if fn is None:
-        from torch._dynamo import is_compiling as fn  # imported by torch.compiler already: no extra cost
-    return fn()
-
-
-def is_exporting() -> bool:
-    """``torch.compiler.is_exporting()`` (torch >= 2.5); False before, where :func:`require_torch` refuses export."""
-    return getattr(torch.compiler, 'is_exporting', lambda: False)()
+# torch.compiler.is_compiling (torch >= 2.3); torch._dynamo's before (imported by torch.compiler already)
+is_compiling = getattr(torch.compiler, 'is_compiling', None) or torch._dynamo.is_compiling
+# torch.compiler.is_exporting (torch >= 2.5); False before, where require_torch refuses export
+is_exporting = getattr(torch.compiler, 'is_exporting', lambda: False)
 
 
 def autocast_available(device_type: str) -> bool:
@@ -67,22 +57,13 @@ def autocast_enabled(device_type: str) -> bool:
     try:
         return torch.is_autocast_enabled(device_type)
     except TypeError:  # torch < 2.4: is_autocast_enabled() is CUDA's, is_autocast_<device>_enabled() the others'
-        if device_type == 'cuda':
-            return torch.is_autocast_enabled()
-        query = getattr(torch, f'is_autocast_{device_type}_enabled', None)
-        return bool(query()) if query is not None else False
+        name = 'is_autocast_enabled' if device_type == 'cuda' else f'is_autocast_{device_type}_enabled'
+        return bool(getattr(torch, name, lambda: False)())
 
 
 def autocast_disabled(device_type: str):
     """A context with autocast off for ``device_type`` (a float32 region); none where autocast is unknown (meta)."""
     return torch.autocast(device_type, enabled=False) if autocast_available(device_type) else contextlib.nullcontext()
-
-
-def _numpy_globals() -> list:
-    """NumPy objects that plain arrays, scalars and dtypes pickle through (numpy >= 1.25: ``numpy.dtypes.*DType``)."""
-    dtypes = getattr(np, 'dtypes', None)
-    dtype_classes = [getattr(dtypes, name) for name in dir(dtypes) if name.endswith('DType')]
-    return [np.ndarray, np.dtype] + [cls for cls in dtype_classes if isinstance(cls, type)]
 
 
 def _history_buffer_getattr(obj, name: str):
@@ -98,8 +79,10 @@ def _history_buffer_getattr(obj, name: str):
 def allow_mmengine_checkpoint_globals() -> None:
     """Allowlist the plain-data classes of mmengine's and the authors' checkpoints (weights-only loading stays on)."""
     from mmengine.logging.history_buffer import HistoryBuffer
+    dtypes = getattr(np, 'dtypes', None)  # numpy >= 1.25 pickles dtypes through numpy.dtypes.*DType
     safe = [HistoryBuffer, argparse.Namespace, collections.OrderedDict, collections.defaultdict, collections.Counter,
-            functools.partial] + _numpy_globals()
+            functools.partial, np.ndarray, np.dtype]
+    safe += [cls for cls in (getattr(dtypes, n) for n in dir(dtypes) if n.endswith('DType')) if isinstance(cls, type)]
     # NumPy's pickling helpers under both module names, so a checkpoint of NumPy 1.x loads under 2.x and back
     aliases = [(_history_buffer_getattr, 'builtins.getattr')]
     for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
@@ -108,9 +91,10 @@ def allow_mmengine_checkpoint_globals() -> None:
             aliases += [(getattr(multiarray, n), f'{module}.{n}') for n in ('_reconstruct', 'scalar')]
     if SAFE_GLOBAL_PAIRS:
         torch.serialization.add_safe_globals(safe + aliases)
-    else:  # kept for load_weights_only's restricted unpickler
+    else:  # for load_weights_only's restricted unpickler, with what plain tensors pickle through
         _SAFE_GLOBALS.update({f'{obj.__module__}.{obj.__qualname__}': obj for obj in safe})
         _SAFE_GLOBALS.update({name: obj for obj, name in aliases})
+        _SAFE_GLOBALS.update(_torch_rebuild_globals())
 
 
 def _torch_rebuild_globals() -> dict:
@@ -135,15 +119,14 @@ def _latin1_bytes(text: str, encoding: str) -> bytes:
 
 class _RestrictedUnpickler(pickle.Unpickler):
     """Weights-only unpickling for torch < 2.6: globals from torch's rebuild set and the allowlist only."""
-    allowed: dict = {}  # set by load_weights_only
 
     def find_class(self, module: str, name: str):
         import _compat_pickle  # protocol 2 names Python 3's modules by their Python 2 names, as pickle maps them
         if (module, name) in _compat_pickle.NAME_MAPPING:
             module, name = _compat_pickle.NAME_MAPPING[(module, name)]
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        if f'{module}.{name}' in self.allowed:
-            return self.allowed[f'{module}.{name}']
+        if f'{module}.{name}' in _SAFE_GLOBALS:
+            return _SAFE_GLOBALS[f'{module}.{name}']
         raise pickle.UnpicklingError(f'weights-only load: global {module}.{name} is not allowed')
 
 
@@ -157,13 +140,13 @@ def load_weights_only(f, map_location=None):
     allow_mmengine_checkpoint_globals()
     if SAFE_GLOBAL_PAIRS:
         return torch.load(f, map_location=map_location, weights_only=True)
-    _RestrictedUnpickler.allowed = {**_torch_rebuild_globals(), **_SAFE_GLOBALS}
     return torch.load(f, map_location=map_location, weights_only=False, pickle_module=_RESTRICTED_PICKLE)
 
 
 def install() -> None:
     """Apply the import-time shims (called once from ``mmvit_backbones/__init__``)."""
-    silence_pkg_resources_warning()  # first: mmengine imports pkg_resources on import
+    # first, as mmengine imports pkg_resources (deprecated in setuptools >= 80: a warning on every config load)
+    warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
     allow_mmengine_checkpoint_globals()
     register_mim_configs()
 
@@ -202,12 +185,6 @@ def register_mim_configs() -> None:
     config_module.get_installed_path = get_installed_path
     mmengine_utils.get_installed_path = get_installed_path  # for modules imported later (mmengine.hub, mim)
     config_module.Config._get_cfg_path = staticmethod(_get_cfg_path)
-
-
-def silence_pkg_resources_warning() -> None:
-    """mmengine imports ``pkg_resources`` (deprecated in setuptools >= 80): a warning on every config load."""
-    import warnings
-    warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
 
 
 def cpu_distributed_overrides(cfg) -> None:

@@ -5,7 +5,6 @@ keeps the size arithmetic; a Python branch on a size fails the export) or ``'tor
 the sizes of maps ONNX shape inference cannot follow, as after Twins' and XCiT's paddings). The graph serves sides in
 ``[export_min_input_size, max_side]``, states them in its metadata and refuses other sizes.
 """
-import os.path as osp
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -89,7 +88,7 @@ def export_onnx(model: nn.Module, path: str, shape: Optional[Size] = None, batch
     exporter = exporter or model.onnx_exporter
     if exporter not in ('dynamo', 'torchscript'):
         raise ValueError(f"exporter {exporter!r}: expected 'dynamo' or 'torchscript'")
-    _require('onnx')
+    onnx = _require('onnx')
     if exporter == 'dynamo':
         _require('onnxscript')
     if batch < 2:
@@ -118,26 +117,17 @@ def export_onnx(model: nn.Module, path: str, shape: Optional[Size] = None, batch
                 warnings.simplefilter('ignore')
                 torch.onnx.export(guarded, (x, ), path, input_names=['input'], output_names=names,
                                   opset_version=opset, dynamo=False, dynamic_axes=axes)
-    if not osp.isfile(path):
-        raise RuntimeError(f'torch.onnx.export wrote no file at {path}')
-    _check_and_label(path, exporter, min_side, max_side)
-    return path
-
-
-def _check_and_label(path: str, exporter: str, min_side: int, max_side: int) -> None:
-    """Check that the written graph's input has symbolic batch, H and W (no exporter fell back to fixed sizes),
-    and write the size range into its metadata."""
-    import onnx
-    proto = onnx.load(path)
-    dims = proto.graph.input[0].type.tensor_type.shape.dim
-    fixed = [i for i in (0, 2, 3) if not dims[i].dim_param]
+    proto = onnx.load(path)  # check that no exporter fell back to fixed input sizes; label the size range
+    input_dims = proto.graph.input[0].type.tensor_type.shape.dim
+    fixed = [i for i in (0, 2, 3) if not input_dims[i].dim_param]
     if fixed:
         raise RuntimeError(f'the {exporter} exporter wrote {path} with fixed input dims {fixed} '
-                           f'({[d.dim_value for d in dims]}); expected dynamic batch, H and W')
+                           f'({[d.dim_value for d in input_dims]}); expected dynamic batch, H and W')
     for key, value in (('mmvit.min_input_size', min_side), ('mmvit.max_input_size', max_side)):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, str(value)
     onnx.save(proto, path)
+    return path
 
 
 def exported_size_range(path: str) -> Size:

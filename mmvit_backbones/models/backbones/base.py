@@ -1,7 +1,5 @@
-"""The outside interface every family shares (CONTRACT "Constructor arguments" and "Forward"): a family sets
-``arch_zoo``/``family``, builds its stem and only the stages its outputs need, and fills the hooks of
-:class:`PyramidBackbone` (:meth:`~PyramidBackbone.forward_stem`, ``forward_stage``, ``stem_module_names``,
-``stage_module_names``), which owns everything else."""
+""":class:`PyramidBackbone`, the outside interface every family shares (CONTRACT "Constructor arguments" and
+"Forward"): a family sets ``arch_zoo``, builds its stem and the stages its outputs need, and fills the hooks."""
 import contextlib
 import copy
 import inspect
@@ -56,19 +54,18 @@ class FeatureInfo:
     def __len__(self) -> int:
         return len(self.info)
 
-    def __iter__(self):
-        return iter(self.info)
-
     def __repr__(self) -> str:
         return f'FeatureInfo({self.info})'
 
 
-class _FinishBuild(ABCMeta):
-    """Runs :meth:`PyramidBackbone.finish_build` once the family's ``__init__`` has returned."""
+class _FreezeOnBuild(ABCMeta):
+    """Freezes ``frozen_stages`` once the family's ``__init__`` has returned, before anything (DDP, an optimizer)
+    reads the trainable parameters."""
 
     def __call__(cls, *args, **kwargs):
         model = super().__call__(*args, **kwargs)
-        model.finish_build()
+        for module in model.frozen_modules():
+            module.requires_grad_(False).eval()
         return model
 
 
@@ -86,23 +83,22 @@ def keep_batchnorm_statistics(module: nn.Module) -> Iterator[None]:
                 own.copy_(old)
 
 
-class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
-    """Base class of the multi-stage backbones: ``forward`` (input check, stem, the stages up to the last output,
-    output norms, NCHW layout), freezing, ``norm_eval``, ``with_cp``, the declared outputs and ``init_cfg``.
-
-    ``arch``: a key of ``arch_zoo`` or a dict with ``arch_required_keys``. ``frozen_stages``: ``-1`` freezes
-    nothing, ``0`` the stem, ``k >= 1`` also what computes the outputs of stages ``0..k-1`` (``requires_grad=False``
-    from the build on, eval mode through ``train()``). ``pretrained``: deprecated alias of ``init_cfg=dict(type=
-    'Pretrained', checkpoint=...)`` (mmseg's ``EncoderDecoder`` hands it to backbones).
-    """
+class PyramidBackbone(BaseModule, metaclass=_FreezeOnBuild):
+    """Base class of the multi-stage backbones: input checks, the forward over the stages up to the last output,
+    freezing, ``norm_eval``, ``with_cp``, the declared outputs and ``init_cfg``. ``frozen_stages``: ``-1`` freezes
+    nothing, ``0`` the stem, ``k >= 1`` also what computes the outputs of stages ``0..k-1``."""
 
     arch_zoo: Dict[str, dict] = {}
     arch_required_keys: Tuple[str, ...] = ()
     family: str = ''
     name_prefix: str = ''  # create_backbone's names are '<name_prefix>-<arch>' (e.g. 'twins-svt-base')
     num_stages: int = 4
+    stage_strides: Tuple[int, ...] = (4, 8, 16, 32)
     min_input_size: int = 32
     feature_layout: str = 'nchw'  # layout of what forward_stage returns: 'nchw' or 'nhwc'
+    onnx_exporter: str = 'dynamo'  # the torch.onnx exporter whose graphs hold at every accepted size
+    export_min_input_size: int = min_input_size  # smallest side one exported graph serves (a family may raise it)
+    dense_only_modules: Tuple[str, ...] = ()  # modules the ImageNet (classification) models do not have
 
     def __init__(self, arch: Union[str, dict], in_channels: int = 3, out_indices: Sequence[int] = (0, 1, 2, 3),
                  drop_path_rate: float = 0.0, frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
@@ -115,7 +111,15 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
         if not 0.0 <= float(drop_path_rate) < 1.0:
             raise ValueError(f'{name}: drop_path_rate must be in [0, 1), got {drop_path_rate!r}')
         self.in_channels = in_channels
-        self.out_indices = self.check_out_indices(out_indices)
+        out_indices = (out_indices, ) if isinstance(out_indices, int) else tuple(out_indices)
+        if not out_indices or any(not isinstance(i, int) or not -self.num_stages <= i < self.num_stages
+                                  for i in out_indices):
+            raise ValueError(f'{name}: out_indices {out_indices} out of range for {self.num_stages} stages')
+        self.out_indices = tuple(i % self.num_stages for i in out_indices)
+        if len(set(self.out_indices)) != len(out_indices):
+            raise ValueError(f'{name}: out_indices {self.out_indices} has duplicates')
+        self.last_stage = max(self.out_indices)  # the last stage the forward runs and the family builds
+        self.out_strides = tuple(self.stage_strides[i] for i in self.out_indices)
         if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= self.num_stages:
             raise ValueError(f'{name}: frozen_stages {frozen_stages!r} out of range; expected an int in [-1, '
                              f'{self.num_stages}]')
@@ -178,17 +182,6 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
             return copy.deepcopy(dict(arch))
         raise TypeError(f'{cls.__name__}: arch must be a str or a dict, got {type(arch).__name__}')
 
-    def check_out_indices(self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
-        out_indices = (out_indices, ) if isinstance(out_indices, int) else tuple(out_indices)
-        bad = [i for i in out_indices if not isinstance(i, int) or not -self.num_stages <= i < self.num_stages]
-        if not out_indices or bad:
-            raise ValueError(f'{type(self).__name__}: out_indices {out_indices} out of range for '
-                             f'{self.num_stages} stages')
-        out_indices = tuple(i % self.num_stages for i in out_indices)
-        if len(set(out_indices)) != len(out_indices):
-            raise ValueError(f'{type(self).__name__}: out_indices {out_indices} has duplicates')
-        return out_indices
-
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a clear error for an input the backbone cannot take (rank, channels, size, dtype, device) before
         any layer runs. NaN/Inf values propagate."""
@@ -226,14 +219,7 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
             raise TypeError(f'{name}: input dtype {x.dtype} does not match the weights ({weight.dtype}); cast '
                             f'the input (x.to({weight.dtype})) or the model (model.to({x.dtype})){hint}')
 
-    # ------------------------------------------------------------------------------ declared outputs
-    stage_strides: Tuple[int, ...] = (4, 8, 16, 32)
-
-    @property
-    def out_strides(self) -> Tuple[int, ...]:
-        """Stride of each output map (one per entry of ``out_indices``)."""
-        return tuple(self.stage_strides[i] for i in self.out_indices)
-
+    # ----------------------------------------------------------------------- declared outputs, export
     @property
     def feature_info(self) -> FeatureInfo:
         """timm's ``feature_info`` for the outputs: channels, reduction and the module that makes each map."""
@@ -241,22 +227,12 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
         return FeatureInfo(dict(num_chs=c, reduction=s, module=names.get(id(self.stage_modules(i)[-1]), ''), index=i)
                            for i, c, s in zip(self.out_indices, self.out_channels, self.out_strides))
 
-    # --------------------------------------------------------------------------------- export limits
-    onnx_exporter: str = 'dynamo'  # the torch.onnx exporter whose graphs hold at every accepted size
-
-    @property
-    def export_min_input_size(self) -> int:
-        """Smallest side one exported graph serves (raised by a family that branches on smaller maps)."""
-        return self.min_input_size
-
     @property
     def export_example_min_size(self) -> int:
         """Smallest side of the example input (``torch.export`` specialises a size that is 1 in the example)."""
         return self.export_min_input_size
 
     # ------------------------------------------------------------------------ the ImageNet models
-    dense_only_modules: Tuple[str, ...] = ()  # modules the ImageNet (classification) models do not have
-
     @classmethod
     def classification_settings(cls, arch: Union[str, dict]) -> dict:
         """Constructor arguments that give ``arch`` its ImageNet geometry at 224x224 (for the papers' tables)."""
@@ -293,15 +269,10 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
         return []
 
     def stage_module_names(self, index: int) -> List[str]:
-        """Names of the modules that compute stage ``index``'s output, built or not (see ``unbuilt_key_prefixes``)."""
+        """Names of the modules that compute stage ``index``'s output, built or not (see ``is_unbuilt_key``)."""
         return []
 
     # --------------------------------------------------------------------------------- structure
-    @property
-    def last_stage(self) -> int:
-        """The last stage the forward runs (and the family builds): ``max(out_indices)``."""
-        return max(self.out_indices)
-
     def _resolve(self, names: Sequence[str]) -> List[nn.Module]:
         modules = []
         for name in names:
@@ -317,15 +288,11 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
         """The built modules that compute stage ``index``'s output."""
         return self._resolve(self.stage_module_names(index))
 
-    def unbuilt_key_prefixes(self) -> Tuple[str, ...]:
-        """Prefixes (``'name.'``) of the modules a full-depth backbone has but this one does not build (the loader
-        reports a checkpoint's keys under them and ignores them)."""
-        names = [name for index in range(self.num_stages) for name in self.stage_module_names(index)]
-        return tuple(dict.fromkeys(name + '.' for name in names if not self._resolve([name])))
-
     def is_unbuilt_key(self, key: str) -> bool:
-        """Whether checkpoint ``key`` belongs to a module left unbuilt."""
-        return key.startswith(self.unbuilt_key_prefixes())
+        """Whether checkpoint ``key`` belongs to a module a full-depth backbone has but this one does not build (the
+        loader reports such keys and ignores them)."""
+        names = [name for index in range(self.num_stages) for name in self.stage_module_names(index)]
+        return key.startswith(tuple(name + '.' for name in names if not self._resolve([name])))
 
     # ------------------------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
@@ -336,24 +303,12 @@ class PyramidBackbone(BaseModule, metaclass=_FinishBuild):
         for index in range(self.last_stage + 1):
             state, feature = self.forward_stage(index, state)
             if index in self.out_indices:
-                outs[index] = self.format_output(index, feature)
+                norm = self.output_norm(index)
+                feature = feature if norm is None else norm(feature)
+                outs[index] = (feature.permute(0, 3, 1, 2) if self.feature_layout == 'nhwc' else feature).contiguous()
         return tuple(outs[i] for i in self.out_indices)
 
-    def format_output(self, index: int, feature: torch.Tensor) -> torch.Tensor:
-        """Output norm and layout: stage ``index``'s feature map as a contiguous NCHW tensor."""
-        norm = self.output_norm(index)
-        if norm is not None:
-            feature = norm(feature)
-        if self.feature_layout == 'nhwc':
-            feature = feature.permute(0, 3, 1, 2)
-        return feature.contiguous()
-
     # --------------------------------------------------------------------- training-time behaviour
-    def finish_build(self) -> None:
-        """Freeze ``frozen_stages`` before anything (DDP, an optimizer) reads the trainable parameters."""
-        for module in self.frozen_modules():
-            module.requires_grad_(False).eval()
-
     def frozen_modules(self) -> List[nn.Module]:
         if self.frozen_stages < 0:
             return []
