@@ -1,5 +1,5 @@
 """The embedded demo: a small deterministic dataset in COCO and ADE20K layout, so the main job runs with nothing
-downloaded, and what `make demo` reports about its runs (baselines, curves, where the files are).
+downloaded, plus the segmentation baseline and run scalars that ``tools/demo_summary.py`` reports.
 
 Each image is a grey background (random shade, faint gradient and noise) with 1-3 large non-overlapping shapes
 (circle, square, triangle) filled with their class colour: easy on purpose, so that a small model trained for
@@ -8,13 +8,12 @@ minutes on CPU clearly learns. The same scenes are written as ``<root>/coco`` (`
 ``annotations/`` ``{training,validation}/``, ADE20K's convention read with ``reduce_zero_label=True``:
 0 = unlabeled, 1 = background, 2 = circle, 3 = square, 4 = triangle).
 
-Usage: ``python tools/make_demo_data.py data/demo`` (same seed, same bytes); ``python tools/demo_summary.py``
-after the two trainings of `make demo`.
+Usage: ``python tools/make_demo_data.py data/demo`` (same seed, same bytes).
 """
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Tuple
 
 import cv2
 import numpy as np
@@ -113,65 +112,3 @@ def read_scalars(work_dir: str) -> List[dict]:
         raise FileNotFoundError(f'no <timestamp>/vis_data/scalars.json under {work_dir}: has the run finished?')
     with open(osp.join(work_dir, runs[-1], 'vis_data', 'scalars.json')) as f:
         return [json.loads(line) for line in f if line.strip()]
-
-
-def final_metrics(records: List[dict], keys: Sequence[str]) -> Dict[str, float]:
-    """The last logged value of each metric in ``keys`` (validation records)."""
-    found = {}
-    for record in records:
-        found.update({k: float(record[k]) for k in keys if k in record})
-    missing = [k for k in keys if k not in found]
-    if missing:
-        raise KeyError(f'metrics {missing} not in the run scalars (keys seen: {sorted(set().union(*records))})')
-    return found
-
-
-def plot_curves(records: List[dict], metric: str, out_png: str, title: str) -> str:
-    """Training loss against iteration, with the validation ``metric`` on a second axis, as a PNG."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    train = [r for r in records if 'loss' in r]
-    val = [r for r in records if metric in r]
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
-    ax.plot([r['step'] for r in train], [r['loss'] for r in train], color='tab:blue', label='train loss')
-    ax.set(xlabel='iteration', yscale='log')
-    ax.set_ylabel('train loss', color='tab:blue')
-    if val:
-        ax2 = ax.twinx()
-        ax2.plot(_val_iterations(records, metric), [r[metric] for r in val], 'o-', color='tab:red', label=metric)
-        ax2.set_ylabel(f'val {metric}', color='tab:red')
-    ax.set_title(title)
-    fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(out_png)), exist_ok=True)
-    fig.savefig(out_png)
-    plt.close(fig)
-    return out_png
-
-
-def _val_iterations(records: List[dict], metric: str) -> List[float]:
-    """The training iteration each validation of ``metric`` ran at. Iteration-based runs step validation records
-    by iteration; epoch-based ones by epoch, so there the last training record logged before it stands in."""
-    by_epoch = any('epoch' in r for r in records if 'loss' in r)
-    xs, last_step = [], 0
-    for record in records:  # chronological
-        if 'loss' in record:
-            last_step = record['step']
-        elif metric in record:
-            xs.append(last_step if by_epoch else record['step'])
-    return xs
-
-
-def run_files(work_dir: str) -> Dict[str, object]:
-    """Where a finished run in ``work_dir`` left its checkpoint, log, scalars and drawn validation images."""
-    runs = sorted(d for d in os.listdir(work_dir) if osp.isfile(osp.join(work_dir, d, f'{d}.log')))
-    if not runs:
-        raise FileNotFoundError(f'no <timestamp>/<timestamp>.log under {work_dir}: has the run started?')
-    run = osp.join(work_dir, runs[-1])
-    last = osp.join(work_dir, 'last_checkpoint')
-    checkpoint = open(last).read().strip() if osp.isfile(last) else None
-    image_dir = osp.join(run, 'vis_data', 'vis_image')
-    images = sorted(osp.join(image_dir, n) for n in os.listdir(image_dir)) if osp.isdir(image_dir) else []
-    return dict(checkpoint=checkpoint, log=osp.join(run, f'{runs[-1]}.log'),
-                scalars=osp.join(run, 'vis_data', 'scalars.json'), image_dir=image_dir, images=images)

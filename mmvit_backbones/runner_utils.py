@@ -87,9 +87,8 @@ class CPUAmpOptimWrapper(OptimWrapper):
         self.cast_dtype = torch.bfloat16
 
     def load_state_dict(self, state_dict: dict) -> None:
-        state_dict = dict(state_dict)
-        state_dict.pop('loss_scaler', None)  # a checkpoint of AmpOptimWrapper (GPU) resumed on the CPU
-        super().load_state_dict(state_dict)
+        # a checkpoint of AmpOptimWrapper (GPU) resumed on the CPU carries its loss scaler
+        super().load_state_dict({k: v for k, v in state_dict.items() if k != 'loss_scaler'})
 
     @contextmanager
     def optim_context(self, model: torch.nn.Module):

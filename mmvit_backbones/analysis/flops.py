@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.complexity_analysis import _DEFAULT_SUPPORTED_FLOP_OPS
-from mmengine.analysis.jit_handles import einsum_flop_jit, get_shape, prod
+from mmengine.analysis.jit_handles import (bmm_flop_jit, einsum_flop_jit, elementwise_flop_counter, get_shape,
+                                           matmul_flop_jit, prod)
 from mmengine.registry import MODELS
 from mmengine.structures import InstanceData
 from torch import nn
@@ -56,27 +57,17 @@ def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> Counter:
     return Counter({'attention': prod(batch) * length * source * (dim + dim_v)})
 
 
-def _matmul_as_attention(inputs: List[Any], outputs: List[Any]) -> Counter:
-    """Generic matmul/bmm MACs under the name ``attention`` (output elements x contraction)."""
-    contraction = get_shape(inputs[0])[-1]  # (..., n, k) @ (..., k, m): k MACs per output element
-    return Counter({'attention': prod(get_shape(outputs[0])) * contraction})
-
-
-def _einsum_as_attention(inputs: List[Any], outputs: List[Any]) -> Counter:
-    return Counter({'attention': einsum_flop_jit(inputs, outputs)})
+def _as_attention(handle):
+    """mmengine's matmul/bmm/einsum count under the name ``attention``."""
+    return lambda inputs, outputs: Counter({'attention': handle(inputs, outputs)})
 
 
 ATTENTION_HANDLES = {
     'aten::scaled_dot_product_attention': sdpa_flop_jit,
-    'aten::matmul': _matmul_as_attention,
-    'aten::bmm': _matmul_as_attention,
-    'aten::einsum': _einsum_as_attention,
+    'aten::matmul': _as_attention(matmul_flop_jit),
+    'aten::bmm': _as_attention(bmm_flop_jit),
+    'aten::einsum': _as_attention(einsum_flop_jit),
 }
-
-
-def _numel(of_output: bool):
-    """One per element of the output (activations, upsampling) or of the input (pooling), as mmcv 1.x."""
-    return lambda inputs, outputs: prod(get_shape(outputs[0] if of_output else inputs[0]))
 
 
 def _mmcv1_conv(inputs: List[Any], outputs: List[Any]) -> Counter:
@@ -115,11 +106,12 @@ def rule_handles(rule: str) -> Dict[str, Optional[Any]]:
         'aten::instance_norm': _mmcv1_norm(1),
         'aten::grid_sampler': None,
     })
+    # one per output element (activations, ReLU6 as hardtanh, upsampling) or input element (pooling)
     handles.update(dict.fromkeys(('aten::relu', 'aten::relu_', 'aten::leaky_relu', 'aten::elu', 'aten::prelu',
-                                  'aten::hardtanh',  # ReLU6
-                                  'aten::upsample_nearest2d', 'aten::upsample_bilinear2d'), _numel(of_output=True)))
+                                  'aten::hardtanh', 'aten::upsample_nearest2d', 'aten::upsample_bilinear2d'),
+                                 elementwise_flop_counter(0, 1)))
     handles.update(dict.fromkeys(('aten::max_pool2d', 'aten::avg_pool2d', 'aten::adaptive_avg_pool2d',
-                                  'aten::adaptive_max_pool2d'), _numel(of_output=False)))
+                                  'aten::adaptive_max_pool2d'), elementwise_flop_counter(1, 0)))
     return handles
 
 
@@ -157,16 +149,13 @@ def count_flops(model: nn.Module, inputs: Union[torch.Tensor, Tuple[Any, ...]], 
     model.eval()
     try:
         with torch.no_grad(), traceable_attention(model):
+            # cleared first: a None handle only marks an op ignored, it does not drop mmengine's default handle
             handles = dict(_DEFAULT_SUPPORTED_FLOP_OPS, **rule_handles(rule))
-            analyzer = FlopAnalyzer(model, inputs).clear_op_handles().set_op_handle(
-                **{op: h for op, h in handles.items() if h is not None})
+            analyzer = FlopAnalyzer(model, inputs).clear_op_handles().set_op_handle(**handles)
             analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings('none')
-            total = analyzer.total()
-            by_operator = dict(analyzer.by_operator())
-            by_module = dict(analyzer.by_module())
+            return FlopCount(rule, int(analyzer.total()), dict(analyzer.by_operator()), dict(analyzer.by_module()))
     finally:
         model.train(was_training)
-    return FlopCount(rule, int(total), by_operator, by_module)
 
 
 # --------------------------------------------------------------------------- whole models

@@ -28,6 +28,48 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def save_attention_png(result: dict, image, path: str, title: str = '', dpi: int = 100) -> str:
+    """Write the map with a colour bar (matplotlib, Agg). Spatial maps are shown beside the input image
+    (``image``: ``(H, W, 3)`` in [0, 1]) with the query marked; figure size 8.4 x 3.6 in at ``dpi``."""
+    import matplotlib
+    import numpy as np
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    data = np.asarray(result['map'])
+    if result['kind'] == 'channel':
+        fig, ax = plt.subplots(figsize=(4.6, 4.0), dpi=dpi)
+        im = ax.imshow(data, cmap='viridis')
+        ax.set(xlabel='key channel', ylabel='query channel')
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label='attention')
+        ax.set_title(str(result['description']), fontsize=7)
+    else:
+        fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.6), dpi=dpi)
+        qy, qx = result['query']
+        h, w = data.shape
+        if image is not None:
+            axes[0].imshow(image)
+            ih, iw = image.shape[:2]
+            axes[0].plot((qx + 0.5) * iw / w, (qy + 0.5) * ih / h, marker='*', color='red', markersize=12)
+        axes[0].set_title('input, centre query', fontsize=8)
+        # log colours over three decades: the few large local weights would hide the pooled/sub-sampled ones
+        vmax = float(data.max())
+        cmap = matplotlib.colormaps['inferno']
+        cmap = cmap.with_extremes(bad=cmap(0.0))
+        im = axes[1].imshow(np.ma.masked_less_equal(data, 0), cmap=cmap, interpolation='nearest',
+                            norm=matplotlib.colors.LogNorm(vmin=vmax * 1e-3, vmax=vmax, clip=True))
+        axes[1].plot(qx, qy, marker='*', color='cyan', markersize=10)
+        axes[1].set_title(str(result['description']), fontsize=7)
+        for ax in axes:
+            ax.set(xticks=[], yticks=[])
+        fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04, label='attention of the centre query')
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     import os.path as osp
@@ -35,7 +77,7 @@ def main(argv=None) -> None:
 
     import torch
 
-    from mmvit_backbones.analysis.attention_map import attention_map, save_attention_png
+    from mmvit_backbones.analysis.attention_map import attention_map
     from mmvit_backbones.analysis.erf import IMAGENET_MEAN, IMAGENET_STD, load_images
     from mmvit_backbones.api import build_backbone
 

@@ -27,11 +27,46 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def erf_area_ratios(score, thresholds=(0.2, 0.3, 0.5, 0.99)) -> list:
+    """RepLKNet's ``analyze_erf`` numbers: for each threshold t, the side ratio of the smallest centred
+    square holding ``t`` of the total contribution (high-contribution area ratio)."""
+    data = score / score.sum()
+    h, w = data.shape
+    cy, cx = h // 2, w // 2
+    ratios = []
+    for t in thresholds:
+        for r in range(1, max(h, w)):
+            if data[max(0, cy - r):cy + r + 1, max(0, cx - r):cx + r + 1].sum() >= t:
+                break
+        ratios.append((t, min(1.0, (2 * r + 1) / min(h, w))))
+    return ratios
+
+
+def save_erf_png(score, path: str, title: str = '', dpi: int = 100) -> str:
+    """Write the ERF heatmap (display scaling, colour bar) to ``path`` (matplotlib, Agg backend)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from mmvit_backbones.analysis.erf import erf_display
+
+    fig, ax = plt.subplots(figsize=(4.2, 3.6), dpi=dpi)
+    im = ax.imshow(erf_display(score), cmap='RdYlGn', vmin=0.0, vmax=1.0)
+    ax.set(xticks=[], yticks=[])
+    if title:
+        ax.set_title(title, fontsize=7)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label='contribution (log scale, 3 decades)')
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     import torch
 
-    from mmvit_backbones.analysis.erf import effective_receptive_field, erf_area_ratios, load_images, save_erf_png
+    from mmvit_backbones.analysis.erf import effective_receptive_field, load_images
     from mmvit_backbones.api import build_backbone
 
     torch.manual_seed(args.seed)
