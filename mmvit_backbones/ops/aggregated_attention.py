@@ -240,33 +240,13 @@ def _fast_train(q_scaled, q_norm, k_local, v_local, k_pool, v_pool, local_bias, 
 
 def _fast_infer(q_scaled, q_norm, k_local, v_local, k_pool, v_pool, local_bias, tokens, token_bias, *,
                 size, pool_size, padding_mask, pool_bias, lse=None):
-    """The blocked path, without autograd: the output and the ``(B, h, N, 9)`` local softmax weights."""
-    b, h, n, _ = q_scaled.shape
-    local = _local_logits(q_scaled, k_local, local_bias, padding_mask, size)  # (B, h, H, W, 9)
-    x = _pooled_blocks(q_scaled, k_pool, v_pool, local, pool_bias, size, pool_size, lse=lse)
-    a_local = local.view(b, h, n, LOCAL)  # now the local softmax weights
-    return _local_values((q_norm @ tokens).add_(token_bias).add_(a_local), v_local, size, x), a_local
-
-
-def _row_blocks(b, h, size, cols):
-    """``[(r0, r1, [(c0, c1), ...])]``: blocks of at most :data:`ROW_BLOCK_ELEMENTS` logits (``B * h * queries *
-    cols``), whole query rows or one row in tiles of equal width; and the largest block's query count."""
-    hh, ww = size
-    per_block = max(1, ROW_BLOCK_ELEMENTS // max(1, b * h * cols))  # queries per block (B may be 0)
-    if per_block >= ww:  # whole rows
-        rows, tile = min(hh, per_block // ww), ww
-    else:  # one row in tiles of equal width
-        rows, tile = 1, -(-ww // -(-ww // per_block))
-    return [(r0, r1, list(chunks(ww, tile))) for r0, r1 in chunks(hh, rows)], rows * tile
-
-
-def _pooled_blocks(q_scaled, k_pool, v_pool, local, pool_bias, size, pool_size, lse=None):
-    """The pooled output ``(B, h, N, d)`` by query blocks: logits ``(B*h, queries, 9 + P)`` against nine zero keys
-    and the pooled ones, columns 0..8 overwritten by ``local`` (``(B, h, H, W, 9)``, which becomes the local softmax
-    weights), one softmax in place, a GEMM with the values; ``lse`` ``(B*h, H, W)`` gets the log-sum-exps."""
+    """The blocked path without autograd: the output and the ``(B, h, N, 9)`` local softmax weights (``lse``
+    ``(B*h, H, W)`` gets the log-sum-exps). Per query block (:func:`_row_blocks`) one GEMM against nine zero keys and
+    the pooled ones gives the logits, columns 0..8 take the 3x3 logits; one softmax in place, one GEMM with values."""
     b, h, n, d = q_scaled.shape
     hh, ww = size
     cols = LOCAL + pool_size[0] * pool_size[1]
+    local3 = _local_logits(q_scaled, k_local, local_bias, padding_mask, size).view(b * h, hh, ww, LOCAL)
     q3 = q_scaled.view(b * h, hh, ww, d)
     k_t = F.pad(k_pool, (0, 0, LOCAL, 0)).transpose(-2, -1).reshape(b * h, d, cols)  # zero keys 0..8
     v_pad = F.pad(v_pool, (0, 0, LOCAL, 0)).reshape(b * h, cols, d)  # zero values 0..8
@@ -274,7 +254,6 @@ def _pooled_blocks(q_scaled, k_pool, v_pool, local, pool_bias, size, pool_size, 
     blocks, largest = _row_blocks(b, h, size, cols)
     capturing = is_capturing()  # torch.compile: no out= (dynamo refuses a non-contiguous one)
     logits_buf = None if capturing else q_scaled.new_empty(b * h, largest, cols)
-    local3 = local.view(b * h, hh, ww, LOCAL)
     for r0, r1, tiles in blocks:
         bias = pool_bias(r0, r1)  # (h, R, W, ph, pw)
         for c0, c1 in tiles:
@@ -293,7 +272,20 @@ def _pooled_blocks(q_scaled, k_pool, v_pool, local, pool_bias, size, pool_size, 
                 torch.softmax(logits, -1, out=logits)  # row-wise kernel: in place is exact
                 torch.bmm(logits, v_pad, out=x[block].view(b * h, m, d))
             local3[block] = logits[..., :LOCAL].view(b * h, r1 - r0, c1 - c0, LOCAL)  # local weights
-    return x.view(b, h, n, d)
+    a_local = local3.view(b, h, n, LOCAL)
+    return _local_values((q_norm @ tokens).add_(token_bias).add_(a_local), v_local, size, x.view(b, h, n, d)), a_local
+
+
+def _row_blocks(b, h, size, cols):
+    """``[(r0, r1, [(c0, c1), ...])]``: blocks of at most :data:`ROW_BLOCK_ELEMENTS` logits (``B * h * queries *
+    cols``), whole query rows or one row in tiles of equal width; and the largest block's query count."""
+    hh, ww = size
+    per_block = max(1, ROW_BLOCK_ELEMENTS // max(1, b * h * cols))  # queries per block (B may be 0)
+    if per_block >= ww:  # whole rows
+        rows, tile = min(hh, per_block // ww), ww
+    else:  # one row in tiles of equal width
+        rows, tile = 1, -(-ww // -(-ww // per_block))
+    return [(r0, r1, list(chunks(ww, tile))) for r0, r1 in chunks(hh, rows)], rows * tile
 
 
 class BlockedAggregatedAttention(torch.autograd.Function):
@@ -304,9 +296,8 @@ class BlockedAggregatedAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q_scaled, q_norm, k_local, v_local, k_pool, v_pool, local_bias, tokens, token_bias,
                 table_h, pool_bias, size, pool_size, padding_mask):
-        b, h = q_scaled.shape[:2]
         inputs = [t.contiguous() for t in (q_scaled, q_norm, k_local, v_local, k_pool, v_pool)]
-        lse = q_scaled.new_empty(b * h, *size)
+        lse = q_scaled.new_empty(q_scaled.shape[0] * q_scaled.shape[1], *size)
         out, a_local = _fast_infer(*inputs, local_bias, tokens, token_bias, size=size, pool_size=pool_size,
                                    padding_mask=padding_mask, pool_bias=pool_bias, lse=lse)
         ctx.save_for_backward(*inputs, tokens, token_bias, table_h, a_local, lse)
@@ -354,7 +345,6 @@ class BlockedAggregatedAttention(torch.autograd.Function):
                 bias_grad[:, :, c0:c1] += ds.view(b, h, r1 - r0, c1 - c0, *pool_size).sum(0)
             with torch.enable_grad():  # the row block's bias gradient, through the table's embedding_bag
                 torch.autograd.backward(pool_bias.rows(table_leaf, r0, r1), bias_grad)
-
         dq = _local_values(ds_local, k_local, size, dq)  # + the local part: sum_i ds_i k_i
         d_table = table_leaf.grad if table_leaf.grad is not None else torch.zeros_like(table_h)
         dq_norm, dk_local, dv_local, *d_params = _local_grads(g, q_scaled, q_norm, tokens, token_bias, a_local, dw,

@@ -37,8 +37,7 @@ def linear_taps_closed_form(in_len: int, out_len: int, device=None) -> Tuple[tor
     """``log_cpb.linear_taps`` as PyTorch's ``upsample_linear1d`` computes them (the tap order may differ):
     ``src = max((dst + 0.5) * in / out - 0.5, 0)``, taps ``floor(src)`` and the next, weights ``1 - frac``, ``frac``.
     """
-    scale = in_len / out_len
-    src = ((torch.arange(out_len, device=device, dtype=torch.float32) + 0.5) * scale - 0.5).clamp_min(0)
+    src = ((torch.arange(out_len, device=device, dtype=torch.float32) + 0.5) * (in_len / out_len) - 0.5).clamp_min(0)
     i0 = src.floor().long().clamp_max(in_len - 1)
     i1 = torch.minimum(i0 + 1, torch.full_like(i0, in_len - 1))
     frac = (src - i0.float()).clamp(0, 1)

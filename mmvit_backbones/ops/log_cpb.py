@@ -70,8 +70,7 @@ def _resized_taps(values: torch.Tensor, inverse: torch.Tensor, q_taps, k_taps) -
 @lru_cache(maxsize=256)
 def axis_taps(query_len: int, key_len: int, pretrain_len: int,
               table_query_len: Optional[int] = None, table_key_len: Optional[int] = None) -> AxisTaps:
-    """Taps of one axis. Without ``table_*`` (extrapolation) the offsets are taken at the current
-    sizes; with them (interpolation) at the table sizes, then resized to ``(query_len, key_len)``."""
+    """Taps of one axis: offsets at the current sizes (extrapolation) or at ``table_*``, resized (interpolation)."""
     tq, tk = table_query_len or query_len, table_key_len or key_len
     q = torch.arange(tq, dtype=torch.float32)
     k = pooled_key_coords(tq, tk)
@@ -117,7 +116,7 @@ class BiasGeometry:
     key_size: Size
     taps_h: AxisTaps
     taps_w: AxisTaps
-    table: torch.Tensor  # (U_w * U_h, 2) MLP inputs, rows ordered (u_w, u_h)
+    table: torch.Tensor  # (U_w * U_h, 2) MLP inputs (dh, dw), rows ordered (u_w, u_h)
     table_key: tuple  # equal keys mean equal tables (interpolation mode: one table for all inputs)
 
 
@@ -142,8 +141,7 @@ def bias_geometry(query_size: Size, key_size: Size, pretrain_size: int, table_si
         q, k, n_taps = t.index.shape
         offsets = torch.arange(0, q * k * n_taps, n_taps, dtype=torch.int32, device=device)  # cached with the rest
         taps.append(AxisTaps(t.values.to(device), t.index.to(device, torch.int32), t.weight.to(device), offsets))
-    vh, vw = taps[0].values, taps[1].values
-    table = torch.stack(torch.meshgrid(vw, vh, indexing='ij')[::-1], dim=-1).reshape(-1, 2)  # (dh, dw)
+    table = torch.stack(torch.meshgrid(taps[1].values, taps[0].values, indexing='ij')[::-1], -1).reshape(-1, 2)
     table_key = (pretrain_size, sr_ratio) + ((table_size, ) if table_size else (tuple(query_size), tuple(key_size)))
     return BiasGeometry(tuple(query_size), tuple(key_size), taps[0], taps[1], table, table_key + (str(device), ))
 

@@ -1,5 +1,4 @@
-"""Aggregated attention of TransNeXt as one Triton kernel per direction; imported (with ``triton``) only when the
-Triton path runs.
+"""Aggregated attention of TransNeXt as one Triton kernel per direction (imported, with ``triton``, only when used).
 
 A program takes ``BLOCK_M`` queries of one (batch, head). The forward feeds the nine 3x3 logits (masked outside the
 map) to an online softmax one column at a time, then the pooled keys in blocks of ``BLOCK_N``, their bias gathered
@@ -43,8 +42,7 @@ def _load_tile(ptr, base, rows, valid_rows, offs_d, mask_d, D):
 @triton.jit
 def _neighbour(row, col, valid_m, I: tl.constexpr, H, W):
     """Flat index of neighbour ``I`` (row-major 3x3) of the queries at ``(row, col)``; -1 outside the map."""
-    nr = row + (I // 3 - 1)
-    nc = col + (I % 3 - 1)
+    nr, nc = row + (I // 3 - 1), col + (I % 3 - 1)
     return tl.where(valid_m & (nr >= 0) & (nr < H) & (nc >= 0) & (nc < W), nr * W + nc, -1)
 
 
@@ -72,8 +70,7 @@ def _table_ptrs(table_ptr, index_ptr, tap, head, col, b, mask_2d, HEADS, W, KW):
 @triton.jit
 def _pooled_logits(q, kp, table_ptr, index_ptr, weight_ptr, head, row, col, offs_n, mask_2d,
                    HEADS, W, KH, KW, TAPS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    """``q . k_p`` plus the position bias of the ``(BLOCK_M, BLOCK_N)`` tile: queries at ``(row, col)``,
-    pooled keys ``offs_n``."""
+    """``q . k_p`` plus the position bias: ``(BLOCK_M, BLOCK_N)``, queries at ``(row, col)``, pooled keys ``offs_n``."""
     tap_base = (row[:, None] * KH + (offs_n // KW)[None, :]) * TAPS
     bias = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     for t in tl.static_range(TAPS):
@@ -230,9 +227,8 @@ def backward(grad_out, out, lse, q_scaled, q_norm, k_local, v_local, k_pool, v_p
     b, h, n, d = q_scaled.shape
     p = pool_size[0] * pool_size[1]
     f32 = dict(dtype=torch.float32, device=q_scaled.device)
-    dq = torch.empty(b, h, n, d, **f32)
+    dq, dtable = torch.empty(b, h, n, d, **f32), torch.zeros(table_h.shape, **f32)
     dkp, dvp = torch.zeros(b, h, p, d, **f32), torch.zeros(b, h, p, d, **f32)
-    dtable = torch.zeros(table_h.shape, **f32)
     a_loc, dw, ds_loc = (torch.zeros(b, h, n, 9, **f32) for _ in range(3))
     if b and n:
         g = grad_out.contiguous()
