@@ -202,8 +202,7 @@ def _local_values(weights, v_local, size, out):
 
 
 def _scatter_to_neighbours(weights, a, size):
-    """The transpose of :func:`_neighbour_dots` in its second argument: ``(B, h, N, 9)``, ``(B, h, N, d)`` ->
-    ``(B, h, N, d)``, ``out[m] = sum of weights[n, i] * a[n] over neighbours i of n at m``."""
+    """The transpose of :func:`_neighbour_dots` in ``b_local``: ``out[m] = sum weights[n, i] * a[n]``, i of n at m."""
     b, h, n, d = a.shape
     hh, ww = size
     out_pad = a.new_zeros(b, h, hh + 2, ww + 2, d)
@@ -214,8 +213,7 @@ def _scatter_to_neighbours(weights, a, size):
 
 
 def _local_grads(g, q_scaled, q_norm, tokens, token_bias, a_local, dw, ds_local, size):
-    """Gradients of ``q_norm``, ``k_local``, ``v_local`` and the three small parameters from the local weights
-    ``a``, their output gradient ``dw`` and the softmax gradient ``ds`` (``(B, h, N, 9)`` each)."""
+    """Gradients of ``q_norm``, ``k_local``, ``v_local`` and the three parameters from local ``a``, ``dw``, ``ds``."""
     weights = (q_norm @ tokens).add_(token_bias).add_(a_local)  # after the softmax: a + q_norm . t + c
     return (dw @ tokens.transpose(-2, -1), _scatter_to_neighbours(ds_local, q_scaled, size),
             _scatter_to_neighbours(weights, g, size), ds_local.sum((0, 2)), (q_norm.transpose(-2, -1) @ dw).sum(0),
@@ -386,8 +384,7 @@ class TritonAggregatedAttention(torch.autograd.Function):
 
 def length_scaled_attention(q_scaled: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                             bias: torch.Tensor) -> torch.Tensor:
-    """Full attention of stage 4: ``softmax(q_s . k + bias) v`` (no 1/sqrt(d); ``bias`` ``(h, N, N)``) in float32,
-    returned in ``v``'s dtype."""
+    """Stage 4's full attention ``softmax(q_s . k + bias) v`` (no 1/sqrt(d)) in float32, in ``v``'s dtype."""
     dtype = v.dtype
     with float32_region(q_scaled.device.type):
         out = F.scaled_dot_product_attention(q_scaled.float(), k.float(), v.float(),

@@ -14,19 +14,16 @@ from mmvit_backbones.utils.tracing import is_exporting
 
 def adaptive_pool_matrix(in_len: int, out_len: int, dtype: torch.dtype = torch.float32,
                          device=None) -> torch.Tensor:
-    """``(out_len, in_len)`` matrix of 1-d adaptive average pooling (bin ``a``: ``[floor(a * in / out),
-    ceil((a + 1) * in / out))``)."""
+    """``(out_len, in_len)`` matrix of 1-d adaptive average pooling (PyTorch's bins)."""
     a = torch.arange(out_len, device=device)
-    start = (a * in_len) // out_len
-    end = ((a + 1) * in_len + out_len - 1) // out_len
+    start, end = (a * in_len) // out_len, ((a + 1) * in_len + out_len - 1) // out_len
     i = torch.arange(in_len, device=device)
     inside = (i[None, :] >= start[:, None]) & (i[None, :] < end[:, None])
     return inside.to(dtype) / (end - start).to(dtype)[:, None]
 
 
 def adaptive_avg_pool2d_matmul(x_nchw: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
-    """``F.adaptive_avg_pool2d(x_nchw, output_size)`` as ``P_h @ x @ P_w^T`` (any, also symbolic, sizes: ONNX has
-    no adaptive pooling to a dynamic output size)."""
+    """``F.adaptive_avg_pool2d(x_nchw, output_size)`` as ``P_h @ x @ P_w^T`` (ONNX pools to no dynamic size)."""
     h, w = x_nchw.shape[-2:]
     p_h = adaptive_pool_matrix(h, output_size[0], x_nchw.dtype, x_nchw.device)  # (oh, H)
     p_w = adaptive_pool_matrix(w, output_size[1], x_nchw.dtype, x_nchw.device)  # (ow, W)
@@ -45,8 +42,7 @@ def linear_taps_closed_form(in_len: int, out_len: int, device=None) -> Tuple[tor
 
 
 def weighted_gather(index: torch.Tensor, table: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``F.embedding_bag(index, table, per_sample_weights=weight, mode='sum')`` as a gather and a weighted sum:
-    ``(N, T)`` index/weight, ``(U, D)`` table -> ``(N, D)``."""
+    """``F.embedding_bag(index, table, per_sample_weights=weight, mode='sum')`` for ``(N, T)`` index/weight."""
     rows = table.index_select(0, index.reshape(-1).long()).view(*index.shape, table.shape[-1])
     return (rows * weight.to(table.dtype)[..., None]).sum(-2)
 

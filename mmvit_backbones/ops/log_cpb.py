@@ -40,8 +40,7 @@ class AxisTaps:
 
 def pooled_key_coords(query_len: int, key_len: int) -> torch.Tensor:
     """Centre of each adaptive-average-pooling bin over ``arange(query_len)`` (pooled key position)."""
-    axis = torch.arange(query_len, dtype=torch.float32)
-    return F.adaptive_avg_pool1d(axis[None], key_len)[0]
+    return F.adaptive_avg_pool1d(torch.arange(query_len, dtype=torch.float32)[None], key_len)[0]
 
 
 def linear_taps(in_len: int, out_len: int) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -59,8 +58,7 @@ def _log_spaced(offsets: torch.Tensor) -> torch.Tensor:
 
 
 def _resized_taps(values: torch.Tensor, inverse: torch.Tensor, q_taps, k_taps) -> AxisTaps:
-    """Taps of the offset table ``inverse`` ``(tq, tk)`` resized by the linear taps of its query and key axes:
-    output ``(q, k)`` reads ``inverse[qi, ki]`` with weight ``qw * kw`` (four taps)."""
+    """Taps of ``inverse`` ``(tq, tk)`` resized by linear taps: ``(q, k)`` reads ``inverse[qi, ki]`` by ``qw * kw``."""
     (qi, qw), (ki, kw) = q_taps, k_taps  # (Q, 2), (K, 2)
     index = inverse[qi[:, None, :, None], ki[None, :, None, :]]  # (Q, K, 2, 2)
     weight = qw[:, None, :, None] * kw[None, :, None, :]
@@ -101,8 +99,7 @@ def traced_axis_taps(query_len, key_len, pretrain_len: int, table_query_len: int
 
 
 def drop_zero_taps(taps: AxisTaps) -> AxisTaps:
-    """``taps`` without tap positions of zero weight everywhere (an axis at the table's size reads one tap, not
-    four). Exact: only ``+ 0 * x`` terms go."""
+    """``taps`` less tap positions of zero weight everywhere (an axis at the table's size keeps 1 of 4); exact."""
     keep = (taps.weight != 0).flatten(0, 1).any(dim=0)  # (T,)
     if bool(keep.all()):
         return taps
@@ -178,8 +175,7 @@ class PoolBias:
 
     @classmethod
     def from_dense(cls, bias: torch.Tensor) -> 'PoolBias':
-        """A whole ``(heads, H, W, kh, kw)`` bias as a :class:`PoolBias` (one tap per output: ``table_h`` row
-        ``i * kh + a``); for tests and analysis."""
+        """A whole ``(heads, H, W, kh, kw)`` bias as a :class:`PoolBias` (one tap per output), for tests/analysis."""
         heads, h, w, kh, kw = bias.shape
         self, offsets = cls.__new__(cls), torch.arange(h * kh, dtype=torch.int32, device=bias.device)
         self._set(heads, (h, w), (kh, kw), bias.permute(1, 3, 0, 2, 4).reshape(h * kh, heads * w * kw),

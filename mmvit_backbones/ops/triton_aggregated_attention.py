@@ -28,13 +28,11 @@ else:  # triton 2.1 spells it allow_tf32
 
 @triton.jit
 def _tile_ptrs(ptr, base, rows, offs_d, D):
-    """Pointers to rows ``rows`` (columns ``offs_d``) of the row-major ``(rows, D)`` matrix at ``ptr + base``."""
     return ptr + base + rows[:, None] * D + offs_d[None, :]
 
 
 @triton.jit
 def _load_tile(ptr, base, rows, valid_rows, offs_d, mask_d, D):
-    """A float32 tile of rows ``rows`` (zero where ``valid_rows`` is False or beyond ``D``)."""
     mask = valid_rows[:, None] & mask_d[None, :]
     return tl.load(_tile_ptrs(ptr, base, rows, offs_d, D), mask=mask, other=0.0).to(tl.float32)
 
