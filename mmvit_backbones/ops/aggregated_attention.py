@@ -50,13 +50,13 @@ def aggregated_attention(q_scaled: torch.Tensor, q_norm: torch.Tensor, k_local: 
                          size: Size, pool_size: Size, local_bias: torch.Tensor, padding_mask: torch.Tensor,
                          pool_bias: PoolBiasFn, learnable_tokens: torch.Tensor, learnable_bias: torch.Tensor,
                          impl: str = 'auto') -> torch.Tensor:
-    """Aggregated attention (Eq. 6-9) of ``(B, h, N, d)`` queries on an ``H x W`` map, in ``v_local``'s dtype.
+    """Aggregated attention (Eq. 6-9) of ``(B, h, N, d)`` queries on an ``H x W`` map (N = H*W, row-major).
 
     ``q_scaled``: scaled queries plus query embedding; ``q_norm``: the normalised queries; ``k_local``/``v_local``:
     ``(B, h, N, d)``; ``k_pool``/``v_pool``: ``(B, h, pool_h * pool_w, d)``; ``local_bias``: ``(h, 9)``;
     ``padding_mask``: :func:`local_padding_mask`; ``pool_bias``: a :class:`~mmvit_backbones.ops.log_cpb.PoolBias`
     (``'reference'`` and inference take any callable ``bias(r0, r1) -> (h, r1 - r0, W, pool_h, pool_w)``);
-    ``learnable_tokens``: ``(h, d, 9)``; ``learnable_bias``: ``(h, 1, 9)``.
+    ``learnable_tokens``: ``(h, d, 9)``; ``learnable_bias``: ``(h, 1, 9)``. Returns ``v_local``'s dtype.
     """
     if impl not in ATTN_IMPLS:
         raise ValueError(f'aggregated_attention: impl must be one of {ATTN_IMPLS}, got {impl!r}')
@@ -202,7 +202,8 @@ def _local_values(weights, v_local, size, out):
 
 
 def _scatter_to_neighbours(weights, a, size):
-    """The transpose of :func:`_neighbour_dots` in ``b_local``: ``out[m] = sum weights[n, i] * a[n]``, i of n at m."""
+    """The transpose of :func:`_neighbour_dots` in ``b_local``: ``(B, h, N, d)``, ``out[m] = sum of weights[n, i] *
+    a[n]`` over the ``(n, i)`` whose neighbour ``i`` is ``m``."""
     b, h, n, d = a.shape
     hh, ww = size
     out_pad = a.new_zeros(b, h, hh + 2, ww + 2, d)

@@ -73,8 +73,7 @@ def axis_taps(query_len: int, key_len: int, pretrain_len: int,
     q = torch.arange(tq, dtype=torch.float32)
     k = pooled_key_coords(tq, tk)
     offsets = (q[:, None] - k[None, :]) / (pretrain_len - 1) * 8  # (tq, tk), as in the paper's Eq. (8)
-    values, inverse = torch.unique(offsets.reshape(-1), return_inverse=True)
-    inverse = inverse.view(tq, tk)
+    values, inverse = torch.unique(offsets, return_inverse=True)  # inverse: (tq, tk)
     if table_query_len is None:
         return AxisTaps(_log_spaced(values), inverse[..., None], torch.ones(tq, tk, 1))
     return _resized_taps(_log_spaced(values), inverse, linear_taps(tq, query_len), linear_taps(tk, key_len))
@@ -192,8 +191,7 @@ class PoolBias:
 
     def full(self) -> torch.Tensor:
         """The whole bias, ``(heads, H*W, kh*kw)``."""
-        h = self.query_size[0]
-        return self(0, h).reshape(self.heads, h * self.w, self.kh * self.kw)
+        return self(0, self.query_size[0]).flatten(1, 2).flatten(2)
 
 
 MLP_ROWS_PER_CHUNK = 8192  # inference evaluates the MLP in chunks: its hidden layer is 512 wide
