@@ -8,11 +8,9 @@ term *after* the softmax. With ``q_s`` the scaled queries:
     a      = softmax(logits)
     out    = sum_n (a_n + q_norm . t_n + c_n) v_n + sum_p a_p v_p
 
-Implementations (:data:`ATTN_IMPLS`): ``'reference'``, a transcription with ``F.unfold`` (nine copies of the keys
-and values; the test oracle); ``'fast'``, nine shifted views of the zero-padded keys and values and blocks of
-queries, so that no ``(heads, queries, pooled)`` tensor is held for the whole image or kept for the backward
-(:func:`_pooled_blocks`, :class:`BlockedAggregatedAttention`); ``'triton'``, one fused kernel per direction
-(:class:`TritonAggregatedAttention`). All compute in float32 whatever the input dtype and return the values' dtype.
+Implementations (:data:`ATTN_IMPLS`): ``'reference'``, ``F.unfold`` (the test oracle); ``'fast'``, nine shifted
+views of the padded keys and values and blocks of queries, so that no ``(heads, queries, pooled)`` tensor is held
+for the whole image or for the backward; ``'triton'``, one fused kernel per direction. All compute in float32.
 """
 import functools
 import logging
@@ -29,7 +27,6 @@ from mmvit_backbones.utils.tracing import is_capturing, is_exporting
 from mmvit_backbones.ops.export_helpers import float32_region
 from mmvit_backbones.ops.log_cpb import PoolBias, Size
 
-# bias(r0, r1) -> (heads, r1 - r0, W, pool_h, pool_w): the pooled-path bias of query rows r0:r1
 PoolBiasFn = Callable[[int, int], torch.Tensor]
 
 LOCAL = 9  # 3x3 neighbourhood, row-major over the kernel (F.unfold's order)
@@ -53,15 +50,13 @@ def aggregated_attention(q_scaled: torch.Tensor, q_norm: torch.Tensor, k_local: 
                          size: Size, pool_size: Size, local_bias: torch.Tensor, padding_mask: torch.Tensor,
                          pool_bias: PoolBiasFn, learnable_tokens: torch.Tensor, learnable_bias: torch.Tensor,
                          impl: str = 'auto') -> torch.Tensor:
-    """Aggregated attention of queries on an ``H x W`` map (Eq. 6-9); ``(B, h, N, d)`` in ``v_local``'s dtype.
+    """Aggregated attention (Eq. 6-9) of ``(B, h, N, d)`` queries on an ``H x W`` map (N = H*W, row-major).
 
-    ``q_scaled``: normalised queries plus query embedding, times temperature and length scale; ``q_norm``: the
-    normalised queries (learnable-token term); ``k_local``/``v_local``: fine keys (L2-normalised) and values; all
-    ``(B, h, N, d)``, N = H*W row-major. ``k_pool``/``v_pool``: ``(B, h, P, d)``, P = pool_h * pool_w.
-    ``local_bias``: ``(h, 9)``; ``padding_mask``: ``(N, 9)``, True outside the map (:func:`local_padding_mask`);
-    ``pool_bias``: a :class:`~mmvit_backbones.ops.log_cpb.PoolBias` (``bias(r0, r1) -> (h, r1 - r0, W, pool_h,
-    pool_w)``; the reference path and inference take any such callable); ``learnable_tokens``: ``(h, d, 9)``;
-    ``learnable_bias``: ``(h, 1, 9)``; ``impl``: one of :data:`ATTN_IMPLS`.
+    ``q_scaled``: scaled queries plus query embedding; ``q_norm``: the normalised queries; ``k_local``/``v_local``:
+    ``(B, h, N, d)``; ``k_pool``/``v_pool``: ``(B, h, pool_h * pool_w, d)``; ``local_bias``: ``(h, 9)``;
+    ``padding_mask``: :func:`local_padding_mask`; ``pool_bias``: a :class:`~mmvit_backbones.ops.log_cpb.PoolBias`
+    (``'reference'`` and inference take any callable ``bias(r0, r1) -> (h, r1 - r0, W, pool_h, pool_w)``);
+    ``learnable_tokens``: ``(h, d, 9)``; ``learnable_bias``: ``(h, 1, 9)``. Returns ``v_local``'s dtype.
     """
     if impl not in ATTN_IMPLS:
         raise ValueError(f'aggregated_attention: impl must be one of {ATTN_IMPLS}, got {impl!r}')
@@ -70,7 +65,15 @@ def aggregated_attention(q_scaled: torch.Tensor, q_norm: torch.Tensor, k_local: 
     tensors = (q_scaled, q_norm, k_local, v_local, k_pool, v_pool, local_bias, learnable_tokens, learnable_bias)
     with float32_region(q_scaled.device.type):
         if impl == 'triton':  # reads any float dtype itself, computes in float32
-            _check_triton(q_scaled.device, pool_bias)
+            usable, why = triton_status()
+            if not usable:
+                raise RuntimeError(f"aggregated_attention: impl='triton' needs triton >= 2.1: {why}")
+            if q_scaled.device.type != 'cuda' and not triton_interpreted():
+                raise RuntimeError(f"aggregated_attention: impl='triton' runs on CUDA tensors (or in Triton's CPU "
+                                   f"interpreter, TRITON_INTERPRET=1); got {q_scaled.device.type} tensors")
+            if not isinstance(pool_bias, PoolBias):
+                raise TypeError("aggregated_attention: impl='triton' needs pool_bias as a PoolBias, got "
+                                f"{type(pool_bias)}")
             return TritonAggregatedAttention.apply(*tensors, pool_bias.table_h, pool_bias, size, pool_size).to(dtype)
         args = [t.float() for t in tensors]
         kwargs = dict(size=size, pool_size=pool_size, padding_mask=padding_mask, pool_bias=pool_bias)
@@ -90,8 +93,7 @@ def aggregated_attention(q_scaled: torch.Tensor, q_norm: torch.Tensor, k_local: 
 
 @functools.lru_cache(maxsize=None)
 def triton_status() -> Tuple[bool, str]:
-    """``(True, 'triton X.Y.Z')`` where the Triton kernel can be compiled (Triton >= 2.1, torch 2.1's), else
-    ``(False, why not)``; ``triton`` is imported here, never at package import."""
+    """``(True, 'triton X.Y.Z')`` where the kernel can be compiled (Triton >= 2.1), else ``(False, why not)``."""
     try:
         import triton
         import triton.language  # noqa: F401
@@ -112,8 +114,8 @@ _LOGGED = set()
 
 
 def resolve_impl(impl: str, device: torch.device) -> str:
-    """The implementation ``impl`` stands for on ``device``: ``'auto'`` is ``'triton'`` on CUDA with a usable
-    ``triton`` outside graph capture, else ``'fast'``. The first choice per device type is logged (INFO)."""
+    """What ``impl`` stands for on ``device``: ``'auto'`` is ``'triton'`` on CUDA with a usable ``triton`` outside
+    graph capture, else ``'fast'`` (the first choice per device type is logged)."""
     if impl in ('auto', 'fast') and use_reference():  # the package's one reference switch (utils.fast_paths)
         return 'reference'
     if impl != 'auto':
@@ -127,17 +129,6 @@ def resolve_impl(impl: str, device: torch.device) -> str:
         print_log(f"TransNeXt aggregated attention on {device.type}: {path} (attn_impl='{chosen}'; {reason})",
                   logger='current', level=logging.INFO)
     return chosen
-
-
-def _check_triton(device, pool_bias):
-    usable, why = triton_status()
-    if not usable:
-        raise RuntimeError(f"aggregated_attention: impl='triton' needs triton >= 2.1: {why}")
-    if device.type != 'cuda' and not triton_interpreted():
-        raise RuntimeError(f"aggregated_attention: impl='triton' runs on CUDA tensors (or in Triton's CPU "
-                           f"interpreter, TRITON_INTERPRET=1); got {device.type} tensors")
-    if not isinstance(pool_bias, PoolBias):
-        raise TypeError(f"aggregated_attention: impl='triton' needs pool_bias as a PoolBias, got {type(pool_bias)}")
 
 
 def _reference(q_scaled, q_norm, k_local, v_local, k_pool, v_pool, local_bias, tokens, token_bias, *,
@@ -211,8 +202,8 @@ def _local_values(weights, v_local, size, out):
 
 
 def _scatter_to_neighbours(weights, a, size):
-    """The transpose of :func:`_neighbour_dots` in its second argument: ``out[m] = sum over (n, i) with
-    neighbour i of n = m of weights[n, i] * a[n]``; ``(B, h, N, 9)``, ``(B, h, N, d)`` -> ``(B, h, N, d)``."""
+    """The transpose of :func:`_neighbour_dots` in ``b_local``: ``(B, h, N, d)``, ``out[m] = sum of weights[n, i] *
+    a[n]`` over the ``(n, i)`` whose neighbour ``i`` is ``m``."""
     b, h, n, d = a.shape
     hh, ww = size
     out_pad = a.new_zeros(b, h, hh + 2, ww + 2, d)
@@ -222,15 +213,9 @@ def _scatter_to_neighbours(weights, a, size):
     return out_pad[:, :, 1:hh + 1, 1:ww + 1].reshape(b, h, n, d)
 
 
-def _token_weights(q_norm, tokens, token_bias, a_local):
-    """``a_local + q_norm . t + c``: the local softmax weights plus the learnable-token term."""
-    return (q_norm @ tokens).add_(token_bias).add_(a_local)
-
-
 def _local_grads(g, q_scaled, q_norm, tokens, token_bias, a_local, dw, ds_local, size):
-    """Gradients of ``q_norm``, ``k_local``, ``v_local``, ``local_bias``, ``tokens``, ``token_bias`` from the local
-    weights ``a``, their output gradient ``dw`` and the softmax gradient ``ds`` (``(B, h, N, 9)`` each)."""
-    weights = _token_weights(q_norm, tokens, token_bias, a_local)
+    """Gradients of ``q_norm``, ``k_local``, ``v_local`` and the three parameters from local ``a``, ``dw``, ``ds``."""
+    weights = (q_norm @ tokens).add_(token_bias).add_(a_local)  # after the softmax: a + q_norm . t + c
     return (dw @ tokens.transpose(-2, -1), _scatter_to_neighbours(ds_local, q_scaled, size),
             _scatter_to_neighbours(weights, g, size), ds_local.sum((0, 2)), (q_norm.transpose(-2, -1) @ dw).sum(0),
             dw.sum((0, 2)).unsqueeze(1))
@@ -254,34 +239,13 @@ def _fast_train(q_scaled, q_norm, k_local, v_local, k_pool, v_pool, local_bias, 
 
 def _fast_infer(q_scaled, q_norm, k_local, v_local, k_pool, v_pool, local_bias, tokens, token_bias, *,
                 size, pool_size, padding_mask, pool_bias, lse=None):
-    """The blocked path, without autograd: the output and the ``(B, h, N, 9)`` local softmax weights."""
-    b, h, n, _ = q_scaled.shape
-    local = _local_logits(q_scaled, k_local, local_bias, padding_mask, size)  # (B, h, H, W, 9)
-    x = _pooled_blocks(q_scaled, k_pool, v_pool, local, pool_bias, size, pool_size, lse=lse)
-    a_local = local.view(b, h, n, LOCAL)  # now the local softmax weights
-    return _local_values(_token_weights(q_norm, tokens, token_bias, a_local), v_local, size, x), a_local
-
-
-def _row_blocks(b, h, size, cols):
-    """``[(r0, r1, [(c0, c1), ...])]``: blocks of at most :data:`ROW_BLOCK_ELEMENTS` logits (``B * h * queries *
-    cols``), whole query rows or one row in tiles of equal width; and the largest block's query count."""
-    hh, ww = size
-    per_block = max(1, ROW_BLOCK_ELEMENTS // max(1, b * h * cols))  # queries per block (B may be 0)
-    if per_block >= ww:  # whole rows
-        rows, tile = min(hh, per_block // ww), ww
-    else:  # one row in tiles of equal width
-        rows, tile = 1, -(-ww // -(-ww // per_block))
-    return [(r0, r1, list(chunks(ww, tile))) for r0, r1 in chunks(hh, rows)], rows * tile
-
-
-def _pooled_blocks(q_scaled, k_pool, v_pool, local, pool_bias, size, pool_size, lse=None):
-    """The pooled output ``(B, h, N, d)`` by query blocks (:func:`_row_blocks`): a GEMM against the pooled keys with
-    nine zero keys in front fills a ``(B*h, queries, 9 + P)`` buffer, then the 3x3 logits (columns 0..8), the bias,
-    one softmax in place and a GEMM with the values (nine zero values in front). ``local`` ``(B, h, H, W, 9)``, the
-    3x3 logits, becomes their softmax weights; ``lse`` ``(B*h, H, W)``, if given, gets each query's log-sum-exp."""
+    """The blocked path without autograd: the output and the ``(B, h, N, 9)`` local softmax weights (``lse``
+    ``(B*h, H, W)`` gets the log-sum-exps). Per query block (:func:`_row_blocks`) one GEMM against nine zero keys and
+    the pooled ones gives the logits, columns 0..8 take the 3x3 logits; one softmax in place, one GEMM with values."""
     b, h, n, d = q_scaled.shape
     hh, ww = size
     cols = LOCAL + pool_size[0] * pool_size[1]
+    local3 = _local_logits(q_scaled, k_local, local_bias, padding_mask, size).view(b * h, hh, ww, LOCAL)
     q3 = q_scaled.view(b * h, hh, ww, d)
     k_t = F.pad(k_pool, (0, 0, LOCAL, 0)).transpose(-2, -1).reshape(b * h, d, cols)  # zero keys 0..8
     v_pad = F.pad(v_pool, (0, 0, LOCAL, 0)).reshape(b * h, cols, d)  # zero values 0..8
@@ -289,7 +253,6 @@ def _pooled_blocks(q_scaled, k_pool, v_pool, local, pool_bias, size, pool_size, 
     blocks, largest = _row_blocks(b, h, size, cols)
     capturing = is_capturing()  # torch.compile: no out= (dynamo refuses a non-contiguous one)
     logits_buf = None if capturing else q_scaled.new_empty(b * h, largest, cols)
-    local3 = local.view(b * h, hh, ww, LOCAL)
     for r0, r1, tiles in blocks:
         bias = pool_bias(r0, r1)  # (h, R, W, ph, pw)
         for c0, c1 in tiles:
@@ -308,24 +271,32 @@ def _pooled_blocks(q_scaled, k_pool, v_pool, local, pool_bias, size, pool_size, 
                 torch.softmax(logits, -1, out=logits)  # row-wise kernel: in place is exact
                 torch.bmm(logits, v_pad, out=x[block].view(b * h, m, d))
             local3[block] = logits[..., :LOCAL].view(b * h, r1 - r0, c1 - c0, LOCAL)  # local weights
-    return x.view(b, h, n, d)
+    a_local = local3.view(b, h, n, LOCAL)
+    return _local_values((q_norm @ tokens).add_(token_bias).add_(a_local), v_local, size, x.view(b, h, n, d)), a_local
+
+
+def _row_blocks(b, h, size, cols):
+    """``[(r0, r1, [(c0, c1), ...])]``: blocks of at most :data:`ROW_BLOCK_ELEMENTS` logits (``B * h * queries *
+    cols``), whole query rows or one row in tiles of equal width; and the largest block's query count."""
+    hh, ww = size
+    per_block = max(1, ROW_BLOCK_ELEMENTS // max(1, b * h * cols))  # queries per block (B may be 0)
+    if per_block >= ww:  # whole rows
+        rows, tile = min(hh, per_block // ww), ww
+    else:  # one row in tiles of equal width
+        rows, tile = 1, -(-ww // -(-ww // per_block))
+    return [(r0, r1, list(chunks(ww, tile))) for r0, r1 in chunks(hh, rows)], rows * tile
 
 
 class BlockedAggregatedAttention(torch.autograd.Function):
     """The ``'fast'`` path under autograd: the blocked inference loop, saving each query's log-sum-exp, from which
-    the backward recomputes the pooled logits block by block. The bias enters as :attr:`PoolBias.table_h`.
-
-    With ``g`` the output gradient and ``a`` the softmax weights: ``dw_i = g . v_i``, ``da_p = g . v_p``,
-    ``D = sum_j a_j da_j``, ``ds = a (da - D)`` (softmax), then the products of ``ds`` with keys/queries and of
-    ``a``/``w = a_local + q_norm . t + c`` with ``g``.
-    """
+    the backward recomputes the pooled logits block by block (the bias enters as :attr:`PoolBias.table_h`). With
+    ``g`` the output gradient: ``da_j = g . v_j``, ``D = sum_j a_j da_j``, ``ds = a (da - D)``."""
 
     @staticmethod
     def forward(ctx, q_scaled, q_norm, k_local, v_local, k_pool, v_pool, local_bias, tokens, token_bias,
                 table_h, pool_bias, size, pool_size, padding_mask):
-        b, h = q_scaled.shape[:2]
         inputs = [t.contiguous() for t in (q_scaled, q_norm, k_local, v_local, k_pool, v_pool)]
-        lse = q_scaled.new_empty(b * h, *size)
+        lse = q_scaled.new_empty(q_scaled.shape[0] * q_scaled.shape[1], *size)
         out, a_local = _fast_infer(*inputs, local_bias, tokens, token_bias, size=size, pool_size=pool_size,
                                    padding_mask=padding_mask, pool_bias=pool_bias, lse=lse)
         ctx.save_for_backward(*inputs, tokens, token_bias, table_h, a_local, lse)
@@ -373,7 +344,6 @@ class BlockedAggregatedAttention(torch.autograd.Function):
                 bias_grad[:, :, c0:c1] += ds.view(b, h, r1 - r0, c1 - c0, *pool_size).sum(0)
             with torch.enable_grad():  # the row block's bias gradient, through the table's embedding_bag
                 torch.autograd.backward(pool_bias.rows(table_leaf, r0, r1), bias_grad)
-
         dq = _local_values(ds_local, k_local, size, dq)  # + the local part: sum_i ds_i k_i
         d_table = table_leaf.grad if table_leaf.grad is not None else torch.zeros_like(table_h)
         dq_norm, dk_local, dv_local, *d_params = _local_grads(g, q_scaled, q_norm, tokens, token_bias, a_local, dw,
@@ -383,8 +353,7 @@ class BlockedAggregatedAttention(torch.autograd.Function):
 
 
 class TritonAggregatedAttention(torch.autograd.Function):
-    """The ``'triton'`` path (``ops/triton_aggregated_attention.py``); the 3x3 key/value and small parameters'
-    gradients are finished here from the kernel's per-query local weights and gradients."""
+    """The ``'triton'`` path; the 3x3 and parameter gradients are finished here (:func:`_local_grads`)."""
 
     @staticmethod
     def forward(ctx, q_scaled, q_norm, k_local, v_local, k_pool, v_pool, local_bias, tokens, token_bias,
@@ -416,8 +385,7 @@ class TritonAggregatedAttention(torch.autograd.Function):
 
 def length_scaled_attention(q_scaled: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                             bias: torch.Tensor) -> torch.Tensor:
-    """Full attention of stage 4: ``softmax(q_s . k + bias) v`` with no 1/sqrt(d), in float32, in ``v``'s dtype
-    (``q_scaled``/``k``/``v``: ``(B, h, N, d)``, ``k`` L2-normalised; ``bias``: ``(h, N, N)``)."""
+    """Stage 4's full attention ``softmax(q_s . k + bias) v`` (no 1/sqrt(d)) in float32, in ``v``'s dtype."""
     dtype = v.dtype
     with float32_region(q_scaled.device.type):
         out = F.scaled_dot_product_attention(q_scaled.float(), k.float(), v.float(),

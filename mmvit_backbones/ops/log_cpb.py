@@ -1,20 +1,17 @@
 """Log-spaced continuous position bias (TransNeXt, Sec. 3.2; Swin-V2 Sec. 3.3) for dense inputs.
 
-The bias between a query at grid position ``(i, j)`` and a pooled key ``(a, b)`` is an MLP of the log-spaced
-offset ``(dh, dw)``, where ``dh`` depends only on ``(i, a)`` and ``dw`` only on ``(j, b)``. TransNeXt's dense
-code gets the bias at an input size by ``'interpolate'`` (their default, used for their detection numbers: the
-MLP on the offsets of a fixed square ``img_size``, the resulting *bias* resized bilinearly over the key grid,
-then over the query grid) or ``'extrapolate'`` (the MLP on the offsets of the current sizes). Both are the same
-three steps here, which never build the ``(heads, queries, keys)`` coordinate table the authors' code gathers:
+The bias between a query at ``(i, j)`` and a pooled key ``(a, b)`` is an MLP of the log-spaced offset
+``(dh, dw)``; ``dh`` depends only on ``(i, a)``, ``dw`` only on ``(j, b)``. The authors get it at an input size by
+``'interpolate'`` (their default: the MLP on the offsets of a fixed square ``img_size``, the *bias* then resized
+bilinearly over the key grid and the query grid) or ``'extrapolate'`` (the MLP on the current sizes' offsets).
+Both are three steps here, never building the ``(heads, queries, keys)`` coordinate table:
 
 1. the MLP runs on the outer product of the *unique* per-axis offsets (``U_h x U_w`` points);
-2. bilinear resizing is separable and each axis pairs one query axis with one key axis, so each output
-   ``(i, a)`` is a weighted sum of at most four unique-offset rows (two taps over ``i`` times two over ``a``),
-   and likewise ``(j, b)``;
-3. two ``embedding_bag`` calls apply those weighted sums along ``w`` and then ``h``.
+2. bilinear resizing is separable and pairs one query axis with one key axis, so each output ``(i, a)`` is a
+   weighted sum of at most four unique-offset rows (two taps over ``i`` times two over ``a``); likewise ``(j, b)``;
+3. two ``embedding_bag`` calls apply those sums along ``w``, then ``h``.
 
-The tap weights come from ``F.interpolate`` itself (applied to an identity), so the resized bias equals the
-authors' up to float summation order. Everything that depends only on sizes is cached.
+The tap weights come from ``F.interpolate`` (applied to an identity): the authors' bias up to summation order.
 """
 import math
 from dataclasses import dataclass
@@ -23,7 +20,6 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.utils.checkpoint import checkpoint
 
@@ -35,8 +31,7 @@ Size = Tuple[int, int]
 
 @dataclass(frozen=True)
 class AxisTaps:
-    """Where the bias of one axis comes from: ``values`` unique offsets; output ``(q, k)`` reads
-    ``sum_t weight[q, k, t] * table[index[q, k, t]]``."""
+    """One axis of the bias: output ``(q, k)`` reads ``sum_t weight[q, k, t] * table[index[q, k, t]]``."""
     values: torch.Tensor  # (U,) float32, log-spaced unique offsets
     index: torch.Tensor  # (Q, K, T) int64 into values (int32 once on a device, see bias_geometry)
     weight: torch.Tensor  # (Q, K, T) float32
@@ -45,13 +40,11 @@ class AxisTaps:
 
 def pooled_key_coords(query_len: int, key_len: int) -> torch.Tensor:
     """Centre of each adaptive-average-pooling bin over ``arange(query_len)`` (pooled key position)."""
-    axis = torch.arange(query_len, dtype=torch.float32)
-    return F.adaptive_avg_pool1d(axis[None], key_len)[0]
+    return F.adaptive_avg_pool1d(torch.arange(query_len, dtype=torch.float32)[None], key_len)[0]
 
 
 def linear_taps(in_len: int, out_len: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``(index, weight)``, each ``(out_len, 2)``, of ``F.interpolate(mode='linear', align_corners=False)``, read off
-    the operator itself (applied to an identity), so they are PyTorch's exact weights."""
+    """``(index, weight)``, each ``(out_len, 2)``: PyTorch's own taps of ``F.interpolate(mode='linear')``."""
     eye = torch.eye(in_len, dtype=torch.float32)[None]  # (1, C=in, L=in): column c is input sample c
     matrix = F.interpolate(eye, size=out_len, mode='linear', align_corners=False)[0]  # (in, out)
     weight, index = matrix.t().topk(min(2, in_len), dim=-1)  # (out, <=2)
@@ -65,8 +58,7 @@ def _log_spaced(offsets: torch.Tensor) -> torch.Tensor:
 
 
 def _resized_taps(values: torch.Tensor, inverse: torch.Tensor, q_taps, k_taps) -> AxisTaps:
-    """Taps of the offset table ``inverse`` ``(tq, tk)`` resized by the linear taps ``(index, weight)`` of its query
-    and key axes: output ``(q, k)`` reads ``inverse[qi, ki]`` with weight ``qw * kw`` (four taps)."""
+    """Taps of ``inverse`` ``(tq, tk)`` resized by linear taps: ``(q, k)`` reads ``inverse[qi, ki]`` by ``qw * kw``."""
     (qi, qw), (ki, kw) = q_taps, k_taps  # (Q, 2), (K, 2)
     index = inverse[qi[:, None, :, None], ki[None, :, None, :]]  # (Q, K, 2, 2)
     weight = qw[:, None, :, None] * kw[None, :, None, :]
@@ -76,15 +68,12 @@ def _resized_taps(values: torch.Tensor, inverse: torch.Tensor, q_taps, k_taps) -
 @lru_cache(maxsize=256)
 def axis_taps(query_len: int, key_len: int, pretrain_len: int,
               table_query_len: Optional[int] = None, table_key_len: Optional[int] = None) -> AxisTaps:
-    """Taps of one axis. Without ``table_*`` (extrapolation) the offsets are taken at the current
-    sizes; with them (interpolation) at the table sizes, then resized to ``(query_len, key_len)``."""
-    tq = table_query_len or query_len
-    tk = table_key_len or key_len
+    """Taps of one axis: offsets at the current sizes (extrapolation) or at ``table_*``, resized (interpolation)."""
+    tq, tk = table_query_len or query_len, table_key_len or key_len
     q = torch.arange(tq, dtype=torch.float32)
     k = pooled_key_coords(tq, tk)
     offsets = (q[:, None] - k[None, :]) / (pretrain_len - 1) * 8  # (tq, tk), as in the paper's Eq. (8)
-    values, inverse = torch.unique(offsets.reshape(-1), return_inverse=True)
-    inverse = inverse.view(tq, tk)
+    values, inverse = torch.unique(offsets, return_inverse=True)  # inverse: (tq, tk)
     if table_query_len is None:
         return AxisTaps(_log_spaced(values), inverse[..., None], torch.ones(tq, tk, 1))
     return _resized_taps(_log_spaced(values), inverse, linear_taps(tq, query_len), linear_taps(tk, key_len))
@@ -92,9 +81,8 @@ def axis_taps(query_len: int, key_len: int, pretrain_len: int,
 
 def traced_axis_taps(query_len, key_len, pretrain_len: int, table_query_len: int, table_key_len: int,
                      device=None) -> AxisTaps:
-    """:func:`axis_taps` in interpolation mode for export, where ``query_len``/``key_len`` are graph values: the
-    unique offsets depend only on the fixed table sizes and are computed in NumPy (the same float32 arithmetic),
-    entering the graph as constants (no ``torch.unique``); only the bilinear taps are built from the sizes."""
+    """:func:`axis_taps` in interpolation mode for export (graph-valued ``query_len``/``key_len``): the unique
+    offsets of the table sizes enter as constants computed in NumPy (same float32 arithmetic, no ``torch.unique``)."""
     import numpy as np
     tq, tk = table_query_len, table_key_len
     a = np.arange(tk)
@@ -110,8 +98,7 @@ def traced_axis_taps(query_len, key_len, pretrain_len: int, table_query_len: int
 
 
 def drop_zero_taps(taps: AxisTaps) -> AxisTaps:
-    """``taps`` without the tap positions whose weight is zero for every output (an axis whose size equals
-    the table's reads one tap instead of four). Exact: only ``+ 0 * x`` terms go."""
+    """``taps`` less tap positions of zero weight everywhere (an axis at the table's size keeps 1 of 4); exact."""
     keep = (taps.weight != 0).flatten(0, 1).any(dim=0)  # (T,)
     if bool(keep.all()):
         return taps
@@ -120,20 +107,19 @@ def drop_zero_taps(taps: AxisTaps) -> AxisTaps:
 
 @dataclass
 class BiasGeometry:
-    """Size-only data of one stage's bias: per-axis taps for h and w (on a device)."""
+    """Size-only data of one stage's bias (on a device)."""
     query_size: Size
     key_size: Size
     taps_h: AxisTaps
     taps_w: AxisTaps
-    table: torch.Tensor  # (U_w * U_h, 2) MLP inputs, rows ordered (u_w, u_h)
+    table: torch.Tensor  # (U_w * U_h, 2) MLP inputs (dh, dw), rows ordered (u_w, u_h)
     table_key: tuple  # equal keys mean equal tables (interpolation mode: one table for all inputs)
 
 
 def bias_geometry(query_size: Size, key_size: Size, pretrain_size: int, table_size: Optional[int],
                   sr_ratio: int, device: torch.device) -> BiasGeometry:
-    """Geometry of the bias for queries on ``query_size`` and pooled keys on ``key_size``. ``table_size`` is the
-    stage's query side at the authors' ``img_size`` (interpolation mode) or ``None`` (extrapolation mode);
-    ``pretrain_size`` is the stage's query side at pre-training."""
+    """Geometry of the bias of queries on ``query_size`` and pooled keys on ``key_size``; ``table_size``: the stage's
+    query side at ``img_size`` (interpolation) or ``None`` (extrapolation); ``pretrain_size``: at pre-training."""
     exporting = is_exporting()
     if exporting and table_size is None:
         raise NotImplementedError("TransNeXt with pos_bias_mode='extrapolate' does not export to ONNX (its bias "
@@ -151,8 +137,7 @@ def bias_geometry(query_size: Size, key_size: Size, pretrain_size: int, table_si
         q, k, n_taps = t.index.shape
         offsets = torch.arange(0, q * k * n_taps, n_taps, dtype=torch.int32, device=device)  # cached with the rest
         taps.append(AxisTaps(t.values.to(device), t.index.to(device, torch.int32), t.weight.to(device), offsets))
-    vh, vw = taps[0].values, taps[1].values
-    table = torch.stack(torch.meshgrid(vw, vh, indexing='ij')[::-1], dim=-1).reshape(-1, 2)  # (dh, dw)
+    table = torch.stack(torch.meshgrid(taps[1].values, taps[0].values, indexing='ij')[::-1], -1).reshape(-1, 2)
     table_key = (pretrain_size, sr_ratio) + ((table_size, ) if table_size else (tuple(query_size), tuple(key_size)))
     return BiasGeometry(tuple(query_size), tuple(key_size), taps[0], taps[1], table, table_key + (str(device), ))
 
@@ -166,10 +151,9 @@ def _gather_taps(index: torch.Tensor, weight: torch.Tensor, table: torch.Tensor,
 
 
 class PoolBias:
-    """The bias of one attention layer for one input size, produced lazily: ``bias(r0, r1)`` is the bias of query
-    rows ``r0:r1``, ``(heads, R, W, kh, kw)``, read from ``table_h`` (the MLP output resized along ``w``,
-    ``(U_h, heads * W * kw)``) with the ``h``-axis taps: ``sum_t weight_h[i, a, t] * table_h[index_h[i, a, t]]``.
-    The attention kernels take ``table_h`` as their differentiable input, never the whole bias."""
+    """The bias of one layer at one input size, lazily: ``bias(r0, r1)``, ``(heads, R, W, kh, kw)``, of query rows
+    ``r0:r1`` is ``sum_t weight_h[i, a, t] * table_h[index_h[i, a, t]]``, ``table_h`` ``(U_h, heads * W * kw)``
+    being the MLP output resized along ``w``; the kernels take ``table_h`` as their differentiable input."""
 
     def __init__(self, mlp_out: torch.Tensor, geometry: BiasGeometry) -> None:
         g = geometry
@@ -190,8 +174,7 @@ class PoolBias:
 
     @classmethod
     def from_dense(cls, bias: torch.Tensor) -> 'PoolBias':
-        """A bias given whole, ``(heads, H, W, kh, kw)``, as a :class:`PoolBias` (one tap per output:
-        ``table_h`` row ``i * kh + a`` is query row ``i`` and key row ``a``); for tests and analysis."""
+        """A whole ``(heads, H, W, kh, kw)`` bias as a :class:`PoolBias` (one tap per output), for tests/analysis."""
         heads, h, w, kh, kw = bias.shape
         self, offsets = cls.__new__(cls), torch.arange(h * kh, dtype=torch.int32, device=bias.device)
         self._set(heads, (h, w), (kh, kw), bias.permute(1, 3, 0, 2, 4).reshape(h * kh, heads * w * kw),
@@ -202,15 +185,13 @@ class PoolBias:
         return self.rows(self.table_h, r0, r1)
 
     def rows(self, table_h: torch.Tensor, r0: int, r1: int) -> torch.Tensor:
-        """The bias of query rows ``r0:r1`` read from ``table_h`` (``self.table_h`` or a tensor of its
-        shape, e.g. a detached leaf in a backward pass): ``(heads, R, W, kh, kw)``."""
+        """``self(r0, r1)`` read from ``table_h`` (a tensor of ``self.table_h``'s shape, e.g. a leaf in a backward)."""
         rows = _gather_taps(self.index_h[r0:r1], self.weight_h[r0:r1], table_h, self.offsets_h)
         return rows.view(r1 - r0, self.kh, self.heads, self.w, self.kw).permute(2, 0, 3, 1, 4)
 
     def full(self) -> torch.Tensor:
-        """The whole bias as ``(heads, H*W, kh*kw)`` (a copy; for reference paths and tests)."""
-        h = self.query_size[0]
-        return self(0, h).reshape(self.heads, h * self.w, self.kh * self.kw)
+        """The whole bias, ``(heads, H*W, kh*kw)``."""
+        return self(0, self.query_size[0]).flatten(1, 2).flatten(2)
 
 
 MLP_ROWS_PER_CHUNK = 8192  # inference evaluates the MLP in chunks: its hidden layer is 512 wide
@@ -222,9 +203,8 @@ def _mlp(table: torch.Tensor, w1, b1, w2, b2, chunk: int = MLP_ROWS_PER_CHUNK) -
 
 
 class ChunkedCpbMLP(torch.autograd.Function):
-    """``fc2(relu(fc1(table)))`` over chunks of :data:`MLP_ROWS_PER_CHUNK` rows, for training: the backward
-    recomputes each chunk's 512-wide hidden layer, so neither pass holds it for the whole table (at
-    ``img_size=800`` stage 1's table has about 150k rows: 300 MB per hidden-layer tensor)."""
+    """:func:`_mlp` for training: the backward recomputes each chunk's hidden layer, so neither pass holds it for
+    the whole table (at ``img_size=800`` stage 1's table has about 150k rows: 300 MB per hidden-layer tensor)."""
 
     @staticmethod
     def forward(ctx, table, w1, b1, w2, b2):
@@ -246,10 +226,9 @@ class ChunkedCpbMLP(torch.autograd.Function):
         return None, dw1, db1, dw2, db2
 
 
-def evaluate_cpb(fc1: nn.Linear, fc2: nn.Linear, geometry: BiasGeometry) -> torch.Tensor:
-    """The bias MLP (``fc1 -> ReLU -> fc2``, the authors' ``cpb_fc1``/``cpb_fc2``) on the unique offsets of
-    ``geometry``, in float32 (also under autocast) and in row chunks (:class:`ChunkedCpbMLP`): ``(U_w * U_h,
-    heads)``."""
+def evaluate_cpb(fc1: torch.nn.Linear, fc2: torch.nn.Linear, geometry: BiasGeometry) -> torch.Tensor:
+    """The bias MLP (the authors' ``cpb_fc1``/``cpb_fc2``) on ``geometry``'s unique offsets in float32 (also
+    under autocast), in row chunks: ``(U_w * U_h, heads)``."""
     with float32_region(fc1.weight.device.type):
         table = geometry.table.to(fc1.weight.dtype)
         params = (fc1.weight, fc1.bias, fc2.weight, fc2.bias)

@@ -1,17 +1,14 @@
-"""Aggregated attention of TransNeXt as one Triton kernel per direction; imported (with ``triton``) only when the
-Triton path runs (:func:`mmvit_backbones.ops.aggregated_attention.triton_status` decides whether it can).
+"""Aggregated attention of TransNeXt as one Triton kernel per direction (imported, with ``triton``, only when used).
 
-A program takes ``BLOCK_M`` queries of one (batch, head). The forward feeds the nine 3x3 logits (neighbours outside
-the map masked) to an online softmax one column at a time, then the pooled keys in blocks of ``BLOCK_N``, their
-position bias gathered from the log-CPB table ``table_h`` (``(U_h, heads, W, kw)``) by the ``h``-axis taps (so no
-``(heads, queries, pooled)`` bias exists), and adds the learnable-token term after the softmax; it writes the
-output and each query's log-sum-exp. The backward recomputes the logits from them, writes the query gradient,
-atomically adds those of the pooled keys, values and bias table, and writes the per-query local weights, their
-gradient and the softmax gradient (``(B*h, N, 9)`` each), from which PyTorch finishes the other gradients.
+A program takes ``BLOCK_M`` queries of one (batch, head). The forward feeds the nine 3x3 logits (masked outside the
+map) to an online softmax one column at a time, then the pooled keys in blocks of ``BLOCK_N``, their bias gathered
+from the log-CPB table ``table_h`` (``(U_h, heads, W, kw)``) by the ``h``-axis taps, adds the learnable-token term
+after the softmax and writes the output and each query's log-sum-exp. The backward recomputes the logits, writes
+the query gradient, atomically adds those of the pooled keys, values and bias table, and writes the local weights,
+their gradient and the softmax gradient (``(B*h, N, 9)`` each) for PyTorch to finish the others.
 
-All arithmetic is float32 (fp16/bf16 converted on load); ``tl.dot`` runs without TF32 (:func:`_dot`: Triton 2.1
-spells it ``allow_tf32=False``, Triton >= 3 ``input_precision='ieee'``). The head dimension is padded to a power
-of two >= 16 (masked loads), so 24 works.
+All arithmetic is float32; ``tl.dot`` runs without TF32 (:func:`_dot`). The head dimension is padded to a power of
+two >= 16 (masked loads), so 24 works.
 """
 import inspect
 
@@ -19,13 +16,11 @@ import torch
 import triton
 import triton.language as tl
 
-LOCAL = 9
-
 if 'input_precision' in inspect.signature(tl.dot).parameters:
     @triton.jit
     def _dot(a, b):
         return tl.dot(a, b, input_precision='ieee')
-else:  # triton 2.x
+else:  # triton 2.1 spells it allow_tf32
     @triton.jit
     def _dot(a, b):
         return tl.dot(a, b, allow_tf32=False)
@@ -33,13 +28,11 @@ else:  # triton 2.x
 
 @triton.jit
 def _tile_ptrs(ptr, base, rows, offs_d, D):
-    """Pointers to rows ``rows`` (columns ``offs_d``) of the row-major ``(rows, D)`` matrix at ``ptr + base``."""
     return ptr + base + rows[:, None] * D + offs_d[None, :]
 
 
 @triton.jit
 def _load_tile(ptr, base, rows, valid_rows, offs_d, mask_d, D):
-    """A float32 tile of rows ``rows`` (zero where ``valid_rows`` is False or beyond ``D``)."""
     mask = valid_rows[:, None] & mask_d[None, :]
     return tl.load(_tile_ptrs(ptr, base, rows, offs_d, D), mask=mask, other=0.0).to(tl.float32)
 
@@ -47,8 +40,7 @@ def _load_tile(ptr, base, rows, valid_rows, offs_d, mask_d, D):
 @triton.jit
 def _neighbour(row, col, valid_m, I: tl.constexpr, H, W):
     """Flat index of neighbour ``I`` (row-major 3x3) of the queries at ``(row, col)``; -1 outside the map."""
-    nr = row + (I // 3 - 1)
-    nc = col + (I % 3 - 1)
+    nr, nc = row + (I // 3 - 1), col + (I % 3 - 1)
     return tl.where(valid_m & (nr >= 0) & (nr < H) & (nc >= 0) & (nc < W), nr * W + nc, -1)
 
 
@@ -76,8 +68,7 @@ def _table_ptrs(table_ptr, index_ptr, tap, head, col, b, mask_2d, HEADS, W, KW):
 @triton.jit
 def _pooled_logits(q, kp, table_ptr, index_ptr, weight_ptr, head, row, col, offs_n, mask_2d,
                    HEADS, W, KH, KW, TAPS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    """``q . k_p`` plus the position bias of the ``(BLOCK_M, BLOCK_N)`` tile: queries at ``(row, col)``,
-    pooled keys ``offs_n``."""
+    """``q . k_p`` plus the position bias: ``(BLOCK_M, BLOCK_N)``, queries at ``(row, col)``, pooled keys ``offs_n``."""
     tap_base = (row[:, None] * KH + (offs_n // KW)[None, :]) * TAPS
     bias = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     for t in tl.static_range(TAPS):
@@ -85,16 +76,6 @@ def _pooled_logits(q, kp, table_ptr, index_ptr, weight_ptr, head, row, col, offs
         ptrs = _table_ptrs(table_ptr, index_ptr, tap_base + t, head, col, offs_n % KW, mask_2d, HEADS, W, KW)
         bias += wt * tl.load(ptrs, mask=mask_2d, other=0.0).to(tl.float32)
     return _dot(q, tl.trans(kp)) + bias
-
-
-@triton.jit
-def _pool_bias_grad(dtable_ptr, index_ptr, weight_ptr, grad, head, row, col, offs_n, mask_2d,
-                    HEADS, W, KH, KW, TAPS: tl.constexpr):
-    tap_base = (row[:, None] * KH + (offs_n // KW)[None, :]) * TAPS
-    for t in tl.static_range(TAPS):
-        wt = tl.load(weight_ptr + tap_base + t, mask=mask_2d, other=0.0).to(tl.float32)
-        ptrs = _table_ptrs(dtable_ptr, index_ptr, tap_base + t, head, col, offs_n % KW, mask_2d, HEADS, W, KW)
-        tl.atomic_add(ptrs, grad * wt, mask=mask_2d)
 
 
 @triton.jit
@@ -206,8 +187,11 @@ def _aggregated_bwd(q_ptr, qn_ptr, k_ptr, v_ptr, kp_ptr, vp_ptr, lb_ptr, tok_ptr
         nd = mask_n[:, None] & mask_d[None, :]
         tl.atomic_add(_tile_ptrs(dkp_ptr, pbase, offs_n, offs_d, D), _dot(tl.trans(dsp), q), mask=nd)
         tl.atomic_add(_tile_ptrs(dvp_ptr, pbase, offs_n, offs_d, D), _dot(tl.trans(ap), g), mask=nd)
-        _pool_bias_grad(dtable_ptr, index_ptr, weight_ptr, dsp, head, row, col, offs_n, mask_2d,
-                        HEADS, W, KH, KW, TAPS)
+        tap_base = (row[:, None] * KH + (offs_n // KW)[None, :]) * TAPS
+        for t in tl.static_range(TAPS):  # the bias table's gradient, through the h-axis taps
+            wt = tl.load(weight_ptr + tap_base + t, mask=mask_2d, other=0.0).to(tl.float32)
+            ptrs = _table_ptrs(dtable_ptr, index_ptr, tap_base + t, head, col, offs_n % KW, mask_2d, HEADS, W, KW)
+            tl.atomic_add(ptrs, dsp * wt, mask=mask_2d)
     tl.store(_tile_ptrs(dq_ptr, base, offs_m, offs_d, D), dq, mask=valid_m[:, None] & mask_d[None, :])
 
 
@@ -237,15 +221,13 @@ def forward(q_scaled, q_norm, k_local, v_local, k_pool, v_pool, local_bias, toke
 
 def backward(grad_out, out, lse, q_scaled, q_norm, k_local, v_local, k_pool, v_pool, local_bias, tokens,
              token_bias, table_h, index_h, weight_h, size, pool_size, interpreted=False):
-    """``dq``, ``dk_pool``, ``dv_pool``, ``d_table`` (float32) and the local ``a``, ``dw``, ``ds``
-    ``(B, h, N, 9)`` from which the caller finishes the 3x3 and parameter gradients."""
+    """``dq``, ``dk_pool``, ``dv_pool``, ``d_table`` and the local ``a``, ``dw``, ``ds`` ``(B, h, N, 9)``, float32."""
     b, h, n, d = q_scaled.shape
     p = pool_size[0] * pool_size[1]
     f32 = dict(dtype=torch.float32, device=q_scaled.device)
-    dq = torch.empty(b, h, n, d, **f32)
+    dq, dtable = torch.empty(b, h, n, d, **f32), torch.zeros(table_h.shape, **f32)
     dkp, dvp = torch.zeros(b, h, p, d, **f32), torch.zeros(b, h, p, d, **f32)
-    dtable = torch.zeros(table_h.shape, **f32)
-    a_loc, dw, ds_loc = (torch.zeros(b, h, n, LOCAL, **f32) for _ in range(3))
+    a_loc, dw, ds_loc = (torch.zeros(b, h, n, 9, **f32) for _ in range(3))
     if b and n:
         g = grad_out.contiguous()
         delta = (g.float() * out).sum(-1).reshape(b * h, n).contiguous()  # g . out, corrected in the kernel
