@@ -15,7 +15,7 @@ The tap weights come from ``F.interpolate`` (applied to an identity): the author
 """
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Optional, Tuple
 
 import torch
@@ -197,9 +197,10 @@ class PoolBias:
 MLP_ROWS_PER_CHUNK = 8192  # inference evaluates the MLP in chunks: its hidden layer is 512 wide
 
 
-def _mlp(table: torch.Tensor, w1, b1, w2, b2, chunk: int = MLP_ROWS_PER_CHUNK) -> torch.Tensor:
-    """``fc2(relu(fc1(table)))`` over chunks of ``chunk`` rows."""
-    return torch.cat([F.linear(F.relu(F.linear(rows, w1, b1)), w2, b2) for rows in table.split(chunk)])
+def _mlp(table: torch.Tensor, fc1, fc2, chunk: int = MLP_ROWS_PER_CHUNK) -> torch.Tensor:
+    """``fc2(relu(fc1(table)))`` over chunks of ``chunk`` rows; ``fc1``/``fc2`` are the modules (their hooks run)
+    or, inside :class:`ChunkedCpbMLP`, the same linear maps on saved tensors."""
+    return torch.cat([fc2(F.relu(fc1(rows))) for rows in table.split(chunk)])
 
 
 class ChunkedCpbMLP(torch.autograd.Function):
@@ -209,7 +210,7 @@ class ChunkedCpbMLP(torch.autograd.Function):
     @staticmethod
     def forward(ctx, table, w1, b1, w2, b2):
         ctx.save_for_backward(table, w1, b1, w2, b2)
-        return _mlp(table, w1, b1, w2, b2)
+        return _mlp(table, partial(F.linear, weight=w1, bias=b1), partial(F.linear, weight=w2, bias=b2))
 
     @staticmethod
     @once_differentiable
@@ -231,11 +232,10 @@ def evaluate_cpb(fc1: torch.nn.Linear, fc2: torch.nn.Linear, geometry: BiasGeome
     under autocast), in row chunks: ``(U_w * U_h, heads)``."""
     with float32_region(fc1.weight.device.type):
         table = geometry.table.to(fc1.weight.dtype)
-        params = (fc1.weight, fc1.bias, fc2.weight, fc2.bias)
         if not (torch.is_grad_enabled() and fc1.weight.requires_grad):
-            mlp_out = _mlp(table, *params)
+            mlp_out = _mlp(table, fc1, fc2)
         elif is_capturing():  # one chunk, recomputed in the backward pass
-            mlp_out = checkpoint(_mlp, table, *params, len(table), use_reentrant=False)
+            mlp_out = checkpoint(_mlp, table, fc1, fc2, len(table), use_reentrant=False)
         else:
-            mlp_out = ChunkedCpbMLP.apply(table, *params)
+            mlp_out = ChunkedCpbMLP.apply(table, fc1.weight, fc1.bias, fc2.weight, fc2.bias)
     return mlp_out.float()
