@@ -252,6 +252,7 @@ class GCViT(PyramidBackbone):
     """
     family = 'gcvit'
     name_prefix = 'gcvit'
+    feature_layout = 'nhwc'
     # torch.export cannot yet prove its window reshapes for every size (divisibility guards)
     onnx_exporter = 'torchscript'
     arch_required_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratio')
@@ -335,8 +336,6 @@ class GCViT(PyramidBackbone):
         self.set_global_query_split(GLOBAL_QUERY_SPLITS[code])
 
     # ------------------------------------------------------------------------------ structure
-    feature_layout = 'nhwc'
-
     @classmethod
     def classification_settings(cls, arch: Union[str, dict]) -> dict:
         return dict(window_size=(7, 7, 14, 7))  # dense: 24 in every stage

@@ -293,7 +293,6 @@ class TransNeXt(PyramidBackbone):
     }
     default_mlp_ratios = (8, 8, 4, 4)
     default_sr_ratios = (8, 4, 2, 1)
-    max_cached_sizes = 8
 
     def __init__(self,
                  arch='tiny',
@@ -331,7 +330,7 @@ class TransNeXt(PyramidBackbone):
         self.pos_bias_mode = pos_bias_mode
         self.img_size = img_size
         self.pretrain_size = pretrain_size
-        self._contexts = ShapeCache(self.max_cached_sizes)
+        self._contexts = ShapeCache(8)
 
         rates = drop_path_schedule(drop_path_rate, depths)
         for i in range(self.last_stage + 1):  # stages after the last output are not built
@@ -380,10 +379,8 @@ class TransNeXt(PyramidBackbone):
             mask = local_padding_mask(size, device)
             valid = (~mask).sum(-1, keepdim=True).float()  # 9 inside, 6 on edges, 4 in corners
             return StageContext(size, pool_size, torch.log(valid + pool_len), mask, geometry)
-        if is_exporting():  # export: pool_len is a graph value
-            return StageContext(size, pool_size, torch.log(torch.ones((), device=device) * pool_len), None, geometry)
-        return StageContext(size, pool_size, torch.log(torch.tensor(float(pool_len), device=device)), None,
-                            geometry)
+        # not torch.tensor(pool_len): under export pool_len is a graph value
+        return StageContext(size, pool_size, torch.log(torch.ones((), device=device) * pool_len), None, geometry)
 
     @contextlib.contextmanager
     def counting_paths(self):
