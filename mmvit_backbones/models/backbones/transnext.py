@@ -94,20 +94,18 @@ class CosineAttentionBase(nn.Module):
         self.cpb_fc1 = nn.Linear(2, CPB_HIDDEN)
         self.cpb_fc2 = nn.Linear(CPB_HIDDEN, num_heads)
         self.proj = Linear(dim, dim)
-        self._cpb_cache: Optional[tuple] = None  # (key, MLP output) reused by inference forwards
+        self._cpb_cache = ShapeCache(1)  # the MLP output, reused by inference forwards
 
     def position_bias(self, geometry: BiasGeometry) -> PoolBias:
         """The continuous position bias at this input size. Inference reuses the MLP output while the table
         and the MLP's parameters are unchanged (their version counters are in the key: loading weights or an
         optimizer step invalidates it)."""
         if torch.is_grad_enabled() or is_capturing():  # a graph recomputes it (no version-counter key)
-            self._cpb_cache = None
+            self._cpb_cache.clear()
             return PoolBias(evaluate_cpb(self.cpb_fc1, self.cpb_fc2, geometry), geometry)
         params = (self.cpb_fc1.weight, self.cpb_fc1.bias, self.cpb_fc2.weight, self.cpb_fc2.bias)
         key = (geometry.table_key, ) + tuple((p.data_ptr(), p._version, p.dtype) for p in params)
-        if self._cpb_cache is None or self._cpb_cache[0] != key:
-            self._cpb_cache = (key, evaluate_cpb(self.cpb_fc1, self.cpb_fc2, geometry))
-        return PoolBias(self._cpb_cache[1], geometry)
+        return PoolBias(self._cpb_cache.get(key, lambda: evaluate_cpb(self.cpb_fc1, self.cpb_fc2, geometry)), geometry)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape

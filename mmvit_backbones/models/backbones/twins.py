@@ -231,7 +231,7 @@ class TwinsBackbone(PyramidBackbone):
         if attn_impl not in ATTN_IMPLS:
             raise ValueError(f'{type(self).__name__}: attn_impl {attn_impl!r} unknown; expected one of {ATTN_IMPLS}')
         arch = self.arch_settings = {**self.arch_defaults, **self.arch_settings}
-        for key in ('embed_dims', 'depths', 'num_heads', 'mlp_ratios', 'sr_ratios'):
+        for key in self.arch_required_keys:
             if len(arch[key]) != self.num_stages:
                 raise ValueError(f'{type(self).__name__}: arch {key} {arch[key]} must have {self.num_stages} entries')
         window_sizes = arch['window_sizes']
