@@ -384,14 +384,13 @@ class TransNeXt(PyramidBackbone):
     def counting_paths(self):
         """FLOP counting traces the reference aggregated attention: its 3x3 local attention is a matmul over
         ``F.unfold`` neighbourhoods there (counted), nine shifted element-wise products on the fast path (not)."""
-        attns = [m for m in self.modules() if isinstance(m, AggregatedAttention)]
-        saved = [m.attn_impl for m in attns]
-        for m in attns:
+        saved = {m: m.attn_impl for m in self.modules() if isinstance(m, AggregatedAttention)}
+        for m in saved:
             m.attn_impl = 'reference'
         try:
             yield
         finally:
-            for m, impl in zip(attns, saved):
+            for m, impl in saved.items():
                 m.attn_impl = impl
 
     # torch.compile runs this at trace time and bakes the result in (it depends on the sizes only); the

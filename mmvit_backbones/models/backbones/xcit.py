@@ -283,8 +283,7 @@ class XCiT(PyramidBackbone):
             raise ValueError(f'{name}: embed_dims {self.embed_dims} must be divisible by {stem_div} (patch '
                              f'embedding widths) and by num_heads {self.num_heads}')
         taps = self.tap_blocks
-        if len(taps) != self.num_stages or list(taps) != sorted(set(taps)) or not 0 <= taps[0] or \
-                taps[-1] >= self.depth:
+        if len(taps) != self.num_stages or list(taps) != sorted(set(taps)) or taps[0] < 0 or taps[-1] >= self.depth:
             raise ValueError(f'{name}: tap_blocks {taps} must be {self.num_stages} increasing block indices in '
                              f'[0, {self.depth - 1}]')
 
