@@ -202,19 +202,15 @@ class GroupAttention(nn.Module):
         self._shape_cache = cache if cache is not None else ShapeCache(16)
         self._table_cache = ShapeCache(16)
 
-    def coords_and_index(self, group_h: int, group_w: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
-        """DPB inputs for a ``group_h x group_w`` group (paper Eq. 4; Swin's relative index): the
-        ``((2Gh-1)(2Gw-1), 2)`` float offsets (dh, dw) and the ``(N, N)`` index of each (query, key) pair's
-        offset ``q - k`` in them. v1 LDA groups grow with the image, so an index can be ~10 MB."""
-        return self._shape_cache.get(
+    def position_bias(self, group_h: int, group_w: int, device: torch.device) -> torch.Tensor:
+        """``(num_heads, N, N)`` bias for a group of ``N = group_h * group_w`` tokens (paper Eq. 4): the DPB of
+        the ``((2Gh-1)(2Gw-1), 2)`` offsets (dh, dw), a table cached per group shape outside training, gathered
+        at Swin's ``(N, N)`` index of each (query, key) offset ``q - k`` (v1 LDA groups grow with the image, so
+        an index can be ~10 MB: both are in the shape cache)."""
+        offsets, index = self._shape_cache.get(
             ('dpb', group_h, group_w),
             lambda: (relative_offsets(group_h, group_w, device), relative_position_index(group_h, group_w, device)),
             device)
-
-    def position_bias(self, group_h: int, group_w: int, device: torch.device) -> torch.Tensor:
-        """``(num_heads, N, N)`` bias for a group of ``N = group_h * group_w`` tokens, gathered from the
-        ``((2Gh-1)(2Gw-1), num_heads)`` DPB table, which is cached per group shape outside training."""
-        offsets, index = self.coords_and_index(group_h, group_w, device)
         params = list(self.pos.parameters())
         # graphs recompute it: version counters cannot key a cache inside a graph
         if self.training or (torch.is_grad_enabled() and any(p.requires_grad for p in params)) or is_capturing():
@@ -342,6 +338,7 @@ class CrossFormer(PyramidBackbone):
 
     family = 'crossformer'
     name_prefix = 'crossformer'
+    feature_layout = 'nhwc'
     arch_required_keys = ('embed_dims', 'depths', 'num_heads')
     arch_zoo = {
         'tiny': _arch(64, (1, 1, 8, 6), (2, 4, 8, 16), pp=False),
@@ -415,8 +412,6 @@ class CrossFormer(PyramidBackbone):
         if len(values) != self.num_stages or not all(isinstance(v, int) and v > 0 for v in values):
             raise ValueError(f'CrossFormer: {name} {values} must be {self.num_stages} positive ints, one per stage')
         return values
-
-    feature_layout = 'nhwc'
 
     @classmethod
     def classification_settings(cls, arch: Union[str, dict]) -> dict:

@@ -239,8 +239,7 @@ class GCViT(PyramidBackbone):
     """GC ViT dense-prediction backbone (strides 4/8/16/32, channels ``embed_dims * 2**i``).
 
     Args (after those of :class:`PyramidBackbone`; ``drop_path_rate`` defaults to the authors' dense 0.2):
-        arch: a key of ``arch_zoo`` or a dict with ``embed_dims, depths, num_heads, mlp_ratio`` (and optional
-            ``layer_scale``).
+        arch: a key of ``arch_zoo`` or a dict with the keys of its entries (``layer_scale`` optional).
         window_size: attention window per stage (int or 4 ints); 24 in the authors' dense code.
         global_query_split: how the global query is split into heads; ``'channels_last'`` for every
             checkpoint released since 2022-08-11 and the authors' detection checkpoints,
@@ -252,6 +251,7 @@ class GCViT(PyramidBackbone):
     """
     family = 'gcvit'
     name_prefix = 'gcvit'
+    feature_layout = 'nhwc'
     # torch.export cannot yet prove its window reshapes for every size (divisibility guards)
     onnx_exporter = 'torchscript'
     arch_required_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratio')
@@ -315,16 +315,12 @@ class GCViT(PyramidBackbone):
         self.set_global_query_split(global_query_split)
 
     # ------------------------------------------------------------------------ weight generations
-    @property
-    def global_query_split(self) -> str:
-        return GLOBAL_QUERY_SPLITS[self._split_index]
-
     def set_global_query_split(self, split: str) -> None:
         """Switch every stage to ``split`` (one of :data:`GLOBAL_QUERY_SPLITS`)."""
         if split not in GLOBAL_QUERY_SPLITS:
             raise ValueError(f'GCViT: global_query_split {split!r} is not one of {GLOBAL_QUERY_SPLITS}')
-        self._split_index = GLOBAL_QUERY_SPLITS.index(split)
-        self.global_query_split_code.fill_(self._split_index)
+        self.global_query_split = split
+        self.global_query_split_code.fill_(GLOBAL_QUERY_SPLITS.index(split))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
@@ -335,8 +331,6 @@ class GCViT(PyramidBackbone):
         self.set_global_query_split(GLOBAL_QUERY_SPLITS[code])
 
     # ------------------------------------------------------------------------------ structure
-    feature_layout = 'nhwc'
-
     @classmethod
     def classification_settings(cls, arch: Union[str, dict]) -> dict:
         return dict(window_size=(7, 7, 14, 7))  # dense: 24 in every stage

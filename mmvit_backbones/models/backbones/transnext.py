@@ -94,20 +94,18 @@ class CosineAttentionBase(nn.Module):
         self.cpb_fc1 = nn.Linear(2, CPB_HIDDEN)
         self.cpb_fc2 = nn.Linear(CPB_HIDDEN, num_heads)
         self.proj = Linear(dim, dim)
-        self._cpb_cache: Optional[tuple] = None  # (key, MLP output) reused by inference forwards
+        self._cpb_cache = ShapeCache(1)  # the MLP output, reused by inference forwards
 
     def position_bias(self, geometry: BiasGeometry) -> PoolBias:
         """The continuous position bias at this input size. Inference reuses the MLP output while the table
         and the MLP's parameters are unchanged (their version counters are in the key: loading weights or an
         optimizer step invalidates it)."""
         if torch.is_grad_enabled() or is_capturing():  # a graph recomputes it (no version-counter key)
-            self._cpb_cache = None
+            self._cpb_cache.clear()
             return PoolBias(evaluate_cpb(self.cpb_fc1, self.cpb_fc2, geometry), geometry)
         params = (self.cpb_fc1.weight, self.cpb_fc1.bias, self.cpb_fc2.weight, self.cpb_fc2.bias)
         key = (geometry.table_key, ) + tuple((p.data_ptr(), p._version, p.dtype) for p in params)
-        if self._cpb_cache is None or self._cpb_cache[0] != key:
-            self._cpb_cache = (key, evaluate_cpb(self.cpb_fc1, self.cpb_fc2, geometry))
-        return PoolBias(self._cpb_cache[1], geometry)
+        return PoolBias(self._cpb_cache.get(key, lambda: evaluate_cpb(self.cpb_fc1, self.cpb_fc2, geometry)), geometry)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
@@ -293,7 +291,6 @@ class TransNeXt(PyramidBackbone):
     }
     default_mlp_ratios = (8, 8, 4, 4)
     default_sr_ratios = (8, 4, 2, 1)
-    max_cached_sizes = 8
 
     def __init__(self,
                  arch='tiny',
@@ -331,7 +328,7 @@ class TransNeXt(PyramidBackbone):
         self.pos_bias_mode = pos_bias_mode
         self.img_size = img_size
         self.pretrain_size = pretrain_size
-        self._contexts = ShapeCache(self.max_cached_sizes)
+        self._contexts = ShapeCache(8)
 
         rates = drop_path_schedule(drop_path_rate, depths)
         for i in range(self.last_stage + 1):  # stages after the last output are not built
@@ -380,23 +377,20 @@ class TransNeXt(PyramidBackbone):
             mask = local_padding_mask(size, device)
             valid = (~mask).sum(-1, keepdim=True).float()  # 9 inside, 6 on edges, 4 in corners
             return StageContext(size, pool_size, torch.log(valid + pool_len), mask, geometry)
-        if is_exporting():  # export: pool_len is a graph value
-            return StageContext(size, pool_size, torch.log(torch.ones((), device=device) * pool_len), None, geometry)
-        return StageContext(size, pool_size, torch.log(torch.tensor(float(pool_len), device=device)), None,
-                            geometry)
+        # not torch.tensor(pool_len): under export pool_len is a graph value
+        return StageContext(size, pool_size, torch.log(torch.ones((), device=device) * pool_len), None, geometry)
 
     @contextlib.contextmanager
     def counting_paths(self):
         """FLOP counting traces the reference aggregated attention: its 3x3 local attention is a matmul over
         ``F.unfold`` neighbourhoods there (counted), nine shifted element-wise products on the fast path (not)."""
-        attns = [m for m in self.modules() if isinstance(m, AggregatedAttention)]
-        saved = [m.attn_impl for m in attns]
-        for m in attns:
+        saved = {m: m.attn_impl for m in self.modules() if isinstance(m, AggregatedAttention)}
+        for m in saved:
             m.attn_impl = 'reference'
         try:
             yield
         finally:
-            for m, impl in zip(attns, saved):
+            for m, impl in saved.items():
                 m.attn_impl = impl
 
     # torch.compile runs this at trace time and bakes the result in (it depends on the sizes only); the

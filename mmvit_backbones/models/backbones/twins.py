@@ -109,8 +109,6 @@ class LocallyGroupedAttention(nn.Module):
     whose ``mask[:, -0:]`` slice selects everything when one pad is 0); ``'none'`` none (their detection code).
     """
 
-    max_cached_masks = 64
-
     def __init__(self, embed_dims: int, num_heads: int, window_size: int, mask_mode: str = 'correct',
                  attn_impl: str = 'sdpa') -> None:
         super().__init__()
@@ -122,7 +120,7 @@ class LocallyGroupedAttention(nn.Module):
         self.attn_impl = attn_impl
         self.qkv = Linear(embed_dims, embed_dims * 3)
         self.proj = Linear(embed_dims, embed_dims)
-        self._mask_cache = ShapeCache(self.max_cached_masks)
+        self._mask_cache = ShapeCache(64)
 
     def key_mask(self, h: int, w: int, pad_b: int, pad_r: int, device: torch.device,
                  batch: int = 1) -> Optional[torch.Tensor]:
@@ -233,7 +231,7 @@ class TwinsBackbone(PyramidBackbone):
         if attn_impl not in ATTN_IMPLS:
             raise ValueError(f'{type(self).__name__}: attn_impl {attn_impl!r} unknown; expected one of {ATTN_IMPLS}')
         arch = self.arch_settings = {**self.arch_defaults, **self.arch_settings}
-        for key in ('embed_dims', 'depths', 'num_heads', 'mlp_ratios', 'sr_ratios'):
+        for key in self.arch_required_keys:
             if len(arch[key]) != self.num_stages:
                 raise ValueError(f'{type(self).__name__}: arch {key} {arch[key]} must have {self.num_stages} entries')
         window_sizes = arch['window_sizes']

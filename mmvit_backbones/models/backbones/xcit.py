@@ -84,14 +84,12 @@ class FourierPositionEncoding(nn.Module):
     frequencies per axis, a 1x1 conv to ``dim``. The fixed features are cached per grid size.
     """
 
-    max_cached_sizes = 32
-
     def __init__(self, dim: int, hidden_dim: int = 32, temperature: float = 10000.0) -> None:
         super().__init__()
         self.hidden_dim = hidden_dim
         self.temperature = temperature
         self.proj = nn.Conv2d(2 * hidden_dim, dim, kernel_size=1)
-        self._cache = ShapeCache(self.max_cached_sizes)
+        self._cache = ShapeCache(32)
 
     def fourier_features(self, h: int, w: int, device: torch.device) -> torch.Tensor:
         """``(h * w, 2 * hidden_dim)`` features, y frequencies first, (sin, cos) interleaved."""
@@ -254,6 +252,7 @@ class XCiT(PyramidBackbone):
     arch_required_keys = ('embed_dims', 'depth', 'num_heads', 'patch_size', 'tap_blocks')
     family = 'xcit'
     name_prefix = 'xcit'
+    dense_only_modules = ('pyramid', )
 
     def __init__(self,
                  arch: Union[str, dict] = 'small-12-p16',
@@ -276,7 +275,17 @@ class XCiT(PyramidBackbone):
         self.mlp_ratio = float(settings.get('mlp_ratio', 4.0))
         self.layer_scale_init = float(settings.get('layer_scale_init', 1.0))
         self.tap_blocks = tuple(int(i) for i in settings['tap_blocks'])
-        self._check_settings()
+        name = type(self).__name__
+        if self.patch_size not in (8, 16):
+            raise ValueError(f'{name}: patch_size {self.patch_size} is not supported; expected 8 or 16')
+        stem_div = self.patch_size // 2
+        if self.embed_dims % stem_div or self.embed_dims % self.num_heads:
+            raise ValueError(f'{name}: embed_dims {self.embed_dims} must be divisible by {stem_div} (patch '
+                             f'embedding widths) and by num_heads {self.num_heads}')
+        taps = self.tap_blocks
+        if len(taps) != self.num_stages or list(taps) != sorted(set(taps)) or taps[0] < 0 or taps[-1] >= self.depth:
+            raise ValueError(f'{name}: tap_blocks {taps} must be {self.num_stages} increasing block indices in '
+                             f'[0, {self.depth - 1}]')
 
         self.patch_embed = ConvPatchEmbed(in_channels, self.embed_dims, self.patch_size, norm_cfg)
         self.pos_embed = FourierPositionEncoding(self.embed_dims)
@@ -287,26 +296,10 @@ class XCiT(PyramidBackbone):
         self.pyramid = SimplePyramid(self.embed_dims, self.patch_size, self.stage_strides, self.out_indices, norm_cfg)
         self.out_channels = tuple(self.embed_dims for _ in self.out_indices)
 
-    def _check_settings(self) -> None:
-        name = type(self).__name__
-        if self.patch_size not in (8, 16):
-            raise ValueError(f'{name}: patch_size {self.patch_size} is not supported; expected 8 or 16')
-        stem_div = self.patch_size // 2
-        if self.embed_dims % stem_div or self.embed_dims % self.num_heads:
-            raise ValueError(f'{name}: embed_dims {self.embed_dims} must be divisible by {stem_div} (patch '
-                             f'embedding widths) and by num_heads {self.num_heads}')
-        taps = self.tap_blocks
-        if len(taps) != self.num_stages or list(taps) != sorted(set(taps)) or not 0 <= taps[0] or \
-                taps[-1] >= self.depth:
-            raise ValueError(f'{name}: tap_blocks {taps} must be {self.num_stages} increasing block indices in '
-                             f'[0, {self.depth - 1}]')
-
     # --------------------------------------------------------------------------------- stages
     def _stage_blocks(self, index: int) -> range:
         start = self.tap_blocks[index - 1] + 1 if index > 0 else 0
         return range(start, self.tap_blocks[index] + 1)
-
-    dense_only_modules = ('pyramid', )
 
     def classification_only_macs(self, img_size: int, num_classes: int = 1000) -> int:
         """The classifier plus two class-attention blocks on the ``tokens + 1`` tokens: the ``qkv``
@@ -339,7 +332,7 @@ class XCiT(PyramidBackbone):
         feature = None
         if index in self.out_indices:  # the tapped map through its pyramid level
             b, _, c = tokens.shape
-            feature = self.pyramid.level(index, tokens.transpose(1, 2).reshape(b, c, *hw), image_size)
+            feature = self.pyramid(index, tokens.transpose(1, 2).reshape(b, c, *hw), image_size)
         return (tokens, hw, image_size), feature
 
     # ------------------------------------------------------------------------- initialisation

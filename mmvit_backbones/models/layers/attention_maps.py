@@ -11,13 +11,6 @@ from .padding import round_up
 from .windows import group_partition
 
 
-def positions(h: int, w: int, hp: int, wp: int) -> torch.Tensor:
-    """``(1, hp, wp, 1)`` row-major position index of each map cell, -1 on the bottom/right padding."""
-    pos = torch.full((1, hp, wp, 1), -1.0)
-    pos[0, :h, :w, 0] = torch.arange(h * w, dtype=torch.float32).view(h, w)
-    return pos
-
-
 def spatial_result(out: torch.Tensor, h: int, w: int, description: str) -> Dict[str, object]:
     return dict(kind='spatial', map=out.reshape(h, w).numpy(), query=(h // 2, w // 2), description=description)
 
@@ -27,7 +20,9 @@ def grouped_attention_map(probs: torch.Tensor, h: int, w: int, group_h: int, gro
     """``probs`` ``(G, heads, N, N)`` of attention inside the groups (:func:`~.windows.group_partition`) of the
     ``h x w`` map zero-padded bottom/right -> the head-averaged attention of the centre query over the map."""
     hp, wp = round_up(h, group_h * interval), round_up(w, group_w * interval)
-    pos = group_partition(positions(h, w, hp, wp), group_h, group_w, interval)[..., 0]  # (G, N), -1 on padding
+    pos = torch.full((1, hp, wp, 1), -1.0)  # row-major position index of each map cell, -1 on the padding
+    pos[0, :h, :w, 0] = torch.arange(h * w, dtype=torch.float32).view(h, w)
+    pos = group_partition(pos, group_h, group_w, interval)[..., 0]  # (G, N)
     centre = (h // 2) * w + w // 2
     g, t = (pos == centre).nonzero()[0].tolist()
     row = probs[g, :, t].mean(0)  # (N,)

@@ -9,7 +9,7 @@ transposed conv with kernel = stride is local, so the kept part is unchanged) an
 Where the image size is a multiple of 32 this is exactly the authors' adapter.
 """
 from collections import OrderedDict
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +71,7 @@ def _upsampler(channels: int, factor: int, norm_cfg: dict) -> nn.Sequential:
 
 
 class SimplePyramid(nn.Module):
-    """Turn maps at stride ``in_stride`` into maps at ``out_strides`` (one input map per level).
+    """Turn a map at stride ``in_stride`` into the level of ``out_strides`` it feeds (one input map per level).
 
     Args:
         channels: channels of the tapped maps (kept at every level).
@@ -106,14 +106,8 @@ class SimplePyramid(nn.Module):
                                  f'{in_stride}; expected in_stride times 1/4, 1/2, 1, 2 or 4')
         self.levels = nn.ModuleDict(levels)
 
-    def forward(self, feats: Sequence[torch.Tensor], image_size: Tuple[int, int]) -> List[torch.Tensor]:
-        """``feats[j]`` (B, C, h, w) at ``in_stride`` -> level ``out_indices[j]`` at ``ceil(image_size / s)``."""
-        if len(feats) != len(self.out_indices):
-            raise ValueError(f'SimplePyramid: got {len(feats)} maps for levels {self.out_indices}')
-        return [self.level(index, feat, image_size) for feat, index in zip(feats, self.out_indices)]
-
-    def level(self, index: int, feat: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:
-        """Level ``index`` from its map ``feat`` (B, C, h, w) at ``in_stride``, ``ceil(image_size / s)``."""
+    def forward(self, index: int, feat: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:
+        """Level ``index`` from its map ``feat`` (B, C, h, w) at ``in_stride``: ``ceil(image_size / s)``."""
         out = self.levels[str(index)](feat)
         stride = self.out_strides[index]
         # ceil as (a + s - 1) // s: exporters map floor division of negative sizes to truncation
