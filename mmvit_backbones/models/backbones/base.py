@@ -99,6 +99,7 @@ class PyramidBackbone(BaseModule, metaclass=_FreezeOnBuild):
     onnx_exporter: str = 'dynamo'  # the torch.onnx exporter whose graphs hold at every accepted size
     export_min_input_size: int = min_input_size  # smallest side one exported graph serves (a family may raise it)
     dense_only_modules: Tuple[str, ...] = ()  # modules the ImageNet (classification) models do not have
+    stem_module_names: Tuple[str, ...] = ()  # modules before stage 0 (as in named_modules; frozen_stages >= 0)
 
     def __init__(self, arch: Union[str, dict], in_channels: int = 3, out_indices: Sequence[int] = (0, 1, 2, 3),
                  drop_path_rate: float = 0.0, frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
@@ -264,10 +265,6 @@ class PyramidBackbone(BaseModule, metaclass=_FreezeOnBuild):
         """The norm applied to stage ``index``'s feature map before it is returned (None: no norm)."""
         return None
 
-    def stem_module_names(self) -> List[str]:
-        """Names (as in ``named_modules``) of the modules before stage 0 (frozen when ``frozen_stages >= 0``)."""
-        return []
-
     def stage_module_names(self, index: int) -> List[str]:
         """Names of the modules that compute stage ``index``'s output, built or not (see ``is_unbuilt_key``)."""
         return []
@@ -282,7 +279,7 @@ class PyramidBackbone(BaseModule, metaclass=_FreezeOnBuild):
 
     def stem_modules(self) -> List[nn.Module]:
         """Modules before stage 0."""
-        return self._resolve(self.stem_module_names())
+        return self._resolve(self.stem_module_names)
 
     def stage_modules(self, index: int) -> List[nn.Module]:
         """The built modules that compute stage ``index``'s output."""

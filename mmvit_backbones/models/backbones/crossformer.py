@@ -339,6 +339,7 @@ class CrossFormer(PyramidBackbone):
     family = 'crossformer'
     name_prefix = 'crossformer'
     feature_layout = 'nhwc'
+    stem_module_names = ('patch_embed',)
     arch_required_keys = ('embed_dims', 'depths', 'num_heads')
     arch_zoo = {
         'tiny': _arch(64, (1, 1, 8, 6), (2, 4, 8, 16), pp=False),
@@ -419,9 +420,6 @@ class CrossFormer(PyramidBackbone):
         if settings.get('grouping', 'v1') == 'main':  # CrossFormer++ trained with G=(4, 4, 14, 7), I=(4, 2, 1, 1)
             return dict(group_size=(4, 4, 14, 7), interval=(4, 2, 1, 1))
         return {}
-
-    def stem_module_names(self) -> List[str]:
-        return ['patch_embed']
 
     def stage_module_names(self, index: int) -> List[str]:
         return ([f'layers.{index - 1}.downsample'] if index > 0 else []) + [f'layers.{index}.blocks']

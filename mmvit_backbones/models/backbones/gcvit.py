@@ -252,6 +252,7 @@ class GCViT(PyramidBackbone):
     family = 'gcvit'
     name_prefix = 'gcvit'
     feature_layout = 'nhwc'
+    stem_module_names = ('patch_embed',)
     # torch.export cannot yet prove its window reshapes for every size (divisibility guards)
     onnx_exporter = 'torchscript'
     arch_required_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratio')
@@ -334,9 +335,6 @@ class GCViT(PyramidBackbone):
     @classmethod
     def classification_settings(cls, arch: Union[str, dict]) -> dict:
         return dict(window_size=(7, 7, 14, 7))  # dense: 24 in every stage
-
-    def stem_module_names(self) -> List[str]:
-        return ['patch_embed']
 
     def stage_module_names(self, index: int) -> List[str]:
         """Stage ``index``'s output depends on the previous downsampling, its global query

@@ -282,6 +282,7 @@ class TransNeXt(PyramidBackbone):
     """
     family = 'transnext'
     name_prefix = 'transnext'
+    stem_module_names = ('patch_embed1',)
     arch_required_keys = ('embed_dims', 'depths', 'num_heads')
     arch_zoo = {
         'micro': dict(embed_dims=(48, 96, 192, 384), depths=(2, 2, 15, 2), num_heads=(2, 4, 8, 16)),
@@ -345,9 +346,6 @@ class TransNeXt(PyramidBackbone):
     @classmethod
     def classification_settings(cls, arch) -> dict:
         return dict(pos_bias_mode='extrapolate')  # bias evaluated on the actual grid, as in classification
-
-    def stem_module_names(self) -> List[str]:
-        return ['patch_embed1']
 
     def stage_module_names(self, index: int) -> List[str]:
         # stage 0's patch embedding is the stem

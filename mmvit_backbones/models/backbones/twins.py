@@ -208,6 +208,7 @@ class TwinsBackbone(PyramidBackbone):
     """
 
     family = 'twins'
+    stem_module_names = ('stages.0.patch_embed',)
     arch_required_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios', 'sr_ratios')
     arch_defaults: dict = dict(window_sizes=None, norm_after_stage=False)  # fill a custom arch dict
     patch_strides = (4, 2, 2, 2)
@@ -263,9 +264,6 @@ class TwinsBackbone(PyramidBackbone):
             stride *= self.patch_strides[i]
             side = max(side, stride * windows[i] + 1) if windows[i] else side
         return side
-
-    def stem_module_names(self) -> List[str]:
-        return ['stages.0.patch_embed']
 
     def stage_module_names(self, index: int) -> List[str]:
         return [f'stages.{index}']

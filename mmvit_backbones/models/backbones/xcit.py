@@ -251,6 +251,7 @@ class XCiT(PyramidBackbone):
     arch_zoo = {f'{name}-p{p}': _arch(*size, p) for name, size in _SIZES.items() for p in (16, 8)}
     arch_required_keys = ('embed_dims', 'depth', 'num_heads', 'patch_size', 'tap_blocks')
     family = 'xcit'
+    stem_module_names = ('patch_embed', 'pos_embed')
     name_prefix = 'xcit'
     dense_only_modules = ('pyramid', )
 
@@ -308,9 +309,6 @@ class XCiT(PyramidBackbone):
         c, n = self.embed_dims, (img_size // self.patch_size)**2 + 1
         per_block = n * c * 3 * c + 2 * c * n + c * c + 2 * int(self.mlp_ratio * c) * c
         return c * num_classes + 2 * per_block
-
-    def stem_module_names(self) -> List[str]:
-        return ['patch_embed', 'pos_embed']
 
     def stage_module_names(self, index: int) -> List[str]:
         return [f'blocks.{i}' for i in self._stage_blocks(index)] + [f'pyramid.levels.{index}']
