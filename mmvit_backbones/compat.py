@@ -143,6 +143,16 @@ def load_weights_only(f, map_location=None):
     return torch.load(f, map_location=map_location, weights_only=False, pickle_module=_RESTRICTED_PICKLE)
 
 
+def finish_distributed() -> None:
+    """End of a distributed run (tools/train.py, tools/test.py): meet the other ranks, then destroy the process
+    group before the interpreter exits. mmengine leaves it to interpreter shutdown, where gloo on torch 2.1 can abort
+    a finished run ("terminate called without an active exception", SIGABRT) while a peer still talks to it."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def install() -> None:
     """Apply the import-time shims (called once from ``mmvit_backbones/__init__``)."""
     # first, as mmengine imports pkg_resources (deprecated in setuptools >= 80: a warning on every config load)

@@ -37,7 +37,7 @@ def parse_args():
 def main() -> None:
     args = parse_args()  # before the heavy imports, so that --help answers at once
     import mmvit_backbones  # noqa: F401  (registers the backbones and applies the compat shims)
-    from mmvit_backbones import runner_utils
+    from mmvit_backbones import compat, runner_utils
     from mmvit_backbones.checkpoint.files import local_checkpoint_file
 
     local_checkpoint_file(args.checkpoint)  # a missing file, a directory or a dead URL fails before the build
@@ -52,6 +52,7 @@ def main() -> None:
     runner = runner_utils.build_runner(cfg)
     runner_utils.add_dump_metric(runner, scope, args.out)
     runner.test()
+    compat.finish_distributed()
 
 
 if __name__ == '__main__':

@@ -33,7 +33,7 @@ def parse_args():
 def main() -> None:
     args = parse_args()  # before the heavy imports, so that --help answers at once
     import mmvit_backbones  # noqa: F401  (registers the backbones and applies the compat shims)
-    from mmvit_backbones import runner_utils
+    from mmvit_backbones import compat, runner_utils
 
     cfg = runner_utils.load_config(args.config, runner_utils.parse_cfg_options(args.cfg_options), args.work_dir,
                                    args.launcher)
@@ -53,6 +53,7 @@ def main() -> None:
     runner_utils.check_datasets(cfg, ('train_dataloader', 'val_dataloader'))
     runner = runner_utils.build_runner(cfg)
     runner.train()
+    compat.finish_distributed()
 
 
 if __name__ == '__main__':
