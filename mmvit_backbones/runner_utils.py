@@ -67,12 +67,6 @@ def ensure_rng_state_hook(cfg: Config) -> None:
         cfg.custom_hooks = hooks + [dict(type='RNGStateHook')]
 
 
-def enable_amp(cfg: Config) -> None:
-    """``--amp``: fp16 with dynamic loss scaling through ``AmpOptimWrapper`` (mmengine's only AMP switch)."""
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
-    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-
-
 @OPTIM_WRAPPERS.register_module()
 class CPUAmpOptimWrapper(OptimWrapper):
     """``AmpOptimWrapper`` without a GPU (mmengine 0.10.7's asserts a CUDA/NPU/MLU/MUSA device): the forward
@@ -96,10 +90,13 @@ class CPUAmpOptimWrapper(OptimWrapper):
             yield
 
 
-def amp_to_cpu(cfg: Config) -> None:
-    """mmengine's ``AmpOptimWrapper`` refuses to start without a GPU: there it becomes
-    :class:`CPUAmpOptimWrapper` (bfloat16 autocast on the CPU), said in the log."""
+def setup_amp(cfg: Config, enable: bool = False) -> None:
+    """``enable`` (``--amp``): fp16 with dynamic loss scaling through ``AmpOptimWrapper`` (mmengine's only AMP
+    switch). That wrapper refuses to start without a GPU: there it becomes :class:`CPUAmpOptimWrapper` (bfloat16
+    autocast on the CPU), said in the log."""
     wrapper = cfg.get('optim_wrapper', {})
+    if enable:
+        wrapper.update(type='AmpOptimWrapper', loss_scale=wrapper.get('loss_scale', 'dynamic'))
     if wrapper.get('type') == 'AmpOptimWrapper' and not torch.cuda.is_available():
         print_log('AmpOptimWrapper needs a GPU; no CUDA device here, so training runs with bfloat16 autocast on '
                   'the CPU instead (CPUAmpOptimWrapper, no loss scaling)', logger='current', level=30)

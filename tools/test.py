@@ -44,7 +44,7 @@ def main() -> None:
     cfg = runner_utils.load_config(args.config, runner_utils.parse_cfg_options(args.cfg_options), args.work_dir,
                                    args.launcher)
     scope = runner_utils.setup_scope(cfg)
-    runner_utils.amp_to_cpu(cfg)
+    runner_utils.setup_amp(cfg)
     cfg.load_from = args.checkpoint
     cfg.allow_partial_load = args.allow_partial
     runner_utils.setup_test_outputs(cfg, scope, args.out, args.show_dir, args.tta)

@@ -38,9 +38,7 @@ def main() -> None:
     cfg = runner_utils.load_config(args.config, runner_utils.parse_cfg_options(args.cfg_options), args.work_dir,
                                    args.launcher)
     runner_utils.setup_scope(cfg)
-    if args.amp:
-        runner_utils.enable_amp(cfg)
-    runner_utils.amp_to_cpu(cfg)
+    runner_utils.setup_amp(cfg, enable=args.amp)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise ValueError(f'{args.config}: --auto-scale-lr needs auto_scale_lr.base_batch_size in the config')

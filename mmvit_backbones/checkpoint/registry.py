@@ -29,7 +29,6 @@ def rename_key(key: str, rules: Sequence[Tuple[Pattern, Union[str, Callable]]]) 
 @dataclass
 class Converter:
     """How to bring a family's checkpoints (official or ours) to this package's parameter names and shapes."""
-    family: str  # PyramidBackbone.family, the CLI's --family
     convert: Callable[[StateDict, nn.Module], StateDict]  # (state_dict, model) -> ours; our keys pass through
     detect: Callable[[StateDict], bool]  # whether the keys look like this family
     # our parameters a valid checkpoint may lack, left at their initialisation (a dense backbone's output norms)
@@ -48,7 +47,7 @@ def register_converter(family: str, detect: Callable[[StateDict], bool],
     def wrap(convert: Callable[[StateDict, nn.Module], StateDict]):
         if family in CONVERTERS:
             raise KeyError(f'a checkpoint converter for family {family!r} is already registered')
-        CONVERTERS[family] = Converter(family, convert, detect, allow_missing or (lambda key: False),
+        CONVERTERS[family] = Converter(convert, detect, allow_missing or (lambda key: False),
                                        allow_unexpected or is_classifier_key)
         return convert
 

@@ -14,7 +14,7 @@
 import functools
 import os.path as osp
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 from .files import CheckpointError
 
@@ -31,7 +31,6 @@ class Release:
     check_hash: bool = False
     sha256: Optional[str] = None
     page: Optional[str] = None  # manual-download page, when there is no direct link
-    alternatives: Tuple[str, ...] = ()
     metafile: str = ''
 
     @property
@@ -58,8 +57,7 @@ def _release(entry: dict, metafile: str) -> Release:
     if url is not None and not str(url).startswith(('https://', 'http://')):
         raise ValueError(f'{metafile}: Backbones entry {name!r} has Weights {url!r}; expected an http(s) URL')
     return Release(name=name.lower(), source=str(entry.get('Source', '')), url=url, page=page,
-                   check_hash=bool(entry.get('Check Hash', False)), sha256=entry.get('SHA256'),
-                   alternatives=tuple(entry.get('Alternatives') or ()), metafile=metafile)
+                   check_hash=bool(entry.get('Check Hash', False)), sha256=entry.get('SHA256'), metafile=metafile)
 
 
 @functools.lru_cache(maxsize=1)

@@ -3,6 +3,7 @@
 import contextlib
 import copy
 import inspect
+import numbers
 import warnings
 from abc import ABCMeta
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
@@ -15,6 +16,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ... import compat
+from ..layers.init import init_vit_weights
 
 # mmengine CheckpointLoader schemes of the OpenMMLab/torchvision model zoos: ResNets, VGGs, ..., none of our families
 MODEL_ZOO_PREFIXES = ('open-mmlab://', 'openmmlab://', 'torchvision://', 'modelzoo://', 'mmcls://')
@@ -90,6 +92,8 @@ class PyramidBackbone(BaseModule, metaclass=_FreezeOnBuild):
 
     arch_zoo: Dict[str, dict] = {}
     arch_required_keys: Tuple[str, ...] = ()
+    arch_defaults: Dict[str, Any] = {}  # what an arch (zoo entry or custom dict) leaves out
+    arch_stage_keys: Tuple[str, ...] = ()  # arch keys with one value per stage (see per_stage)
     family: str = ''
     name_prefix: str = ''  # create_backbone's names are '<name_prefix>-<arch>' (e.g. 'twins-svt-base')
     num_stages: int = 4
@@ -100,6 +104,7 @@ class PyramidBackbone(BaseModule, metaclass=_FreezeOnBuild):
     export_min_input_size: int = min_input_size  # smallest side one exported graph serves (a family may raise it)
     dense_only_modules: Tuple[str, ...] = ()  # modules the ImageNet (classification) models do not have
     stem_module_names: Tuple[str, ...] = ()  # modules before stage 0 (as in named_modules; frozen_stages >= 0)
+    init_conv_fan_out: bool = False  # reset_parameters: fan-out normal convolutions (PVT's rule)
 
     def __init__(self, arch: Union[str, dict], in_channels: int = 3, out_indices: Sequence[int] = (0, 1, 2, 3),
                  drop_path_rate: float = 0.0, frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
@@ -169,19 +174,34 @@ class PyramidBackbone(BaseModule, metaclass=_FreezeOnBuild):
 
     @classmethod
     def resolve_arch(cls, arch: Union[str, dict]) -> dict:
-        """Look ``arch`` up in ``arch_zoo`` (case-insensitive) or validate a custom arch dict."""
+        """Look ``arch`` up in ``arch_zoo`` (case-insensitive) or validate a custom arch dict; fill in
+        ``arch_defaults`` and give every ``arch_stage_keys`` value one entry per stage."""
         if isinstance(arch, str):
             if arch.lower() not in cls.arch_zoo:
                 raise ValueError(f'{cls.__name__}: unknown arch {arch!r}; expected one of '
                                  f'{sorted(cls.arch_zoo)} or a dict with keys {list(cls.arch_required_keys)}')
-            return copy.deepcopy(cls.arch_zoo[arch.lower()])
-        if isinstance(arch, dict):
-            missing = [k for k in cls.arch_required_keys if k not in arch]
-            if missing:
-                raise ValueError(f'{cls.__name__}: custom arch is missing keys {missing}; '
-                                 f'required keys are {list(cls.arch_required_keys)}')
-            return copy.deepcopy(dict(arch))
-        raise TypeError(f'{cls.__name__}: arch must be a str or a dict, got {type(arch).__name__}')
+            arch = cls.arch_zoo[arch.lower()]
+        elif not isinstance(arch, dict):
+            raise TypeError(f'{cls.__name__}: arch must be a str or a dict, got {type(arch).__name__}')
+        missing = [k for k in cls.arch_required_keys if k not in arch]
+        if missing:
+            raise ValueError(f'{cls.__name__}: custom arch is missing keys {missing}; '
+                             f'required keys are {list(cls.arch_required_keys)}')
+        settings = copy.deepcopy({**cls.arch_defaults, **arch})
+        for key in cls.arch_stage_keys:
+            if settings.get(key) is not None:
+                settings[key] = cls.per_stage(f'arch {key}', settings[key], numbers.Real)
+        return settings
+
+    @classmethod
+    def per_stage(cls, name: str, value, kind: type = int) -> tuple:
+        """``value`` as one positive ``kind`` per stage (a single one: the same in every stage)."""
+        values = (value, ) * cls.num_stages if isinstance(value, (int, float)) else tuple(value or ())
+        if len(values) != cls.num_stages or not all(isinstance(v, kind) and v > 0 for v in values):
+            what = 'int' if kind is int else 'number'
+            raise ValueError(f'{cls.__name__}: {name} {value!r} must be a positive {what} or {cls.num_stages} '
+                             f'positive {what}s, one per stage')
+        return values
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a clear error for an input the backbone cannot take (rank, channels, size, dtype, device) before
@@ -249,8 +269,9 @@ class PyramidBackbone(BaseModule, metaclass=_FreezeOnBuild):
 
     # ------------------------------------------------------------------------------ hooks to fill
     def forward_stem(self, x: torch.Tensor) -> Any:
-        """The stem on the (checked) image; returns what :meth:`forward_stage` ``(0, ...)`` takes."""
-        raise NotImplementedError
+        """The stem on the (checked) image; returns what :meth:`forward_stage` ``(0, ...)`` takes (by default the
+        image: a stem that is part of stage 0)."""
+        return x
 
     def forward_stage(self, index: int, x: Any) -> Tuple[Any, Optional[torch.Tensor]]:
         """Stage ``index`` on the previous stage's state: ``(state for the next stage, feature map)``, the map in
@@ -345,7 +366,9 @@ class PyramidBackbone(BaseModule, metaclass=_FreezeOnBuild):
 
     # ------------------------------------------------------------------------------ initialisation
     def reset_parameters(self) -> None:
-        """The family's own random initialisation (also under a checkpoint, for what it does not hold)."""
+        """The random initialisation (also under a checkpoint, for what it does not hold): the ViT papers' shared
+        rule (:func:`init_vit_weights`), to which a family adds its own parameters'."""
+        init_vit_weights(self, conv_fan_out=self.init_conv_fan_out)
 
     def init_weights(self) -> None:
         cfg = self.init_cfg

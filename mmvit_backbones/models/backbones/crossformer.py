@@ -31,7 +31,6 @@ from ...utils.tracing import is_capturing, is_tracing
 from ..layers.attention import softmax_attention
 from ..layers.attention_maps import grouped_attention_map
 from ..layers.drop import DropPath, drop_path_schedule
-from ..layers.init import init_vit_weights
 from ..layers.linear import Linear
 from ..layers.mlp import Mlp
 from ..layers.padding import pad_nchw, round_up
@@ -317,10 +316,7 @@ class CrossFormerStage(nn.Module):
 
 # --------------------------------------------------------------------------------------- backbone
 def _arch(embed_dims: int, depths, num_heads, pp: bool) -> dict:
-    # Dense defaults are the authors' det/seg config values (G=7, I=8,4,2,1), also for CrossFormer++,
-    # whose ImageNet training used G=(4,4,14,7), I=(4,2,1,1); DPB makes either weight-compatible.
-    return dict(embed_dims=embed_dims, depths=depths, num_heads=num_heads, group_size=(7, 7, 7, 7),
-                interval=(8, 4, 2, 1), grouping='main' if pp else 'v1', acl=pp)
+    return dict(embed_dims=embed_dims, depths=depths, num_heads=num_heads, grouping='main' if pp else 'v1', acl=pp)
 
 
 @MODELS.register_module()
@@ -341,6 +337,11 @@ class CrossFormer(PyramidBackbone):
     feature_layout = 'nhwc'
     stem_module_names = ('patch_embed',)
     arch_required_keys = ('embed_dims', 'depths', 'num_heads')
+    # Dense defaults are the authors' det/seg config values (G=7, I=8,4,2,1), also for CrossFormer++, whose
+    # ImageNet training used G=(4,4,14,7), I=(4,2,1,1); DPB makes either weight-compatible.
+    arch_defaults = dict(group_size=(7, 7, 7, 7), interval=(8, 4, 2, 1), grouping='v1', acl=False, mlp_ratio=4.0,
+                         patch_sizes=(4, 8, 16, 32), merge_sizes=((2, 4), ) * 3)
+    arch_stage_keys = ('depths', 'num_heads', 'group_size', 'interval')
     arch_zoo = {
         'tiny': _arch(64, (1, 1, 8, 6), (2, 4, 8, 16), pp=False),
         'small': _arch(96, (2, 2, 6, 2), (3, 6, 12, 24), pp=False),
@@ -368,23 +369,16 @@ class CrossFormer(PyramidBackbone):
         super().__init__(arch, in_channels, out_indices, drop_path_rate, frozen_stages, norm_eval, with_cp,
                          init_cfg, pretrained=pretrained)
         cfg = self.arch_settings
-        self.group_size = self._per_stage('group_size', group_size if group_size is not None
-                                          else cfg.get('group_size', (7, 7, 7, 7)))
-        self.interval = self._per_stage('interval', interval if interval is not None
-                                        else cfg.get('interval', (8, 4, 2, 1)))
-        self.grouping = grouping if grouping is not None else cfg.get('grouping', 'v1')
+        self.group_size = self.per_stage('group_size', cfg['group_size'] if group_size is None else group_size)
+        self.interval = self.per_stage('interval', cfg['interval'] if interval is None else interval)
+        self.grouping = cfg['grouping'] if grouping is None else grouping
         if self.grouping not in GROUPINGS:
             raise ValueError(f'CrossFormer: grouping {self.grouping!r} is not one of {GROUPINGS}')
-        depths = self._per_stage('depths', cfg['depths'])
-        num_heads = self._per_stage('num_heads', cfg['num_heads'])
-        embed_dims = int(cfg['embed_dims'])
-        with_acl = bool(cfg.get('acl', False))
-        mlp_ratio = float(cfg.get('mlp_ratio', 4.0))
-        merge_sizes = cfg.get('merge_sizes', ((2, 4), ) * (self.num_stages - 1))
+        depths, num_heads, embed_dims = cfg['depths'], cfg['num_heads'], int(cfg['embed_dims'])
         self.channels = [embed_dims * 2**i for i in range(self.num_stages)]
         self.out_channels = tuple(self.channels[i] for i in self.out_indices)
 
-        self.patch_embed = CrossScaleEmbedding(in_channels, embed_dims, cfg.get('patch_sizes', (4, 8, 16, 32)))
+        self.patch_embed = CrossScaleEmbedding(in_channels, embed_dims, cfg['patch_sizes'])
         rates = drop_path_schedule(self.drop_path_rate, depths)
         self._shape_cache = ShapeCache(64)  # masks and DPB index tables, shared by the blocks
         self.layers = nn.ModuleList()
@@ -393,13 +387,13 @@ class CrossFormer(PyramidBackbone):
             blocks = [
                 CrossFormerBlock(
                     self.channels[i], num_heads[i], self.group_size[i], self.interval[i],
-                    long_distance=j % 2 == 1, grouping=self.grouping, mlp_ratio=mlp_ratio,
+                    long_distance=j % 2 == 1, grouping=self.grouping, mlp_ratio=float(cfg['mlp_ratio']),
                     drop_path=rates[i][j],
                     # ACL after blocks 2, 5, 8, ... but never after a stage's last block (++ Sec. 4.2)
-                    with_acl=with_acl and (j + 1) % 3 == 0 and j < depth - 1,
+                    with_acl=cfg['acl'] and (j + 1) % 3 == 0 and j < depth - 1,
                     cache=self._shape_cache) for j in range(depth)
             ]
-            downsample = CrossScaleMerging(self.channels[i], merge_sizes[i]) if i < self.last_stage else None
+            downsample = CrossScaleMerging(self.channels[i], cfg['merge_sizes'][i]) if i < self.last_stage else None
             self.layers.append(CrossFormerStage(blocks, downsample))
 
     @property
@@ -408,16 +402,10 @@ class CrossFormer(PyramidBackbone):
         (smaller maps switch to another grouping, a different graph)."""
         return max(self.stage_strides[i] * self.group_size[i] for i in range(self.last_stage + 1)) + 1
 
-    def _per_stage(self, name: str, values) -> Tuple[int, ...]:
-        values = tuple(values)
-        if len(values) != self.num_stages or not all(isinstance(v, int) and v > 0 for v in values):
-            raise ValueError(f'CrossFormer: {name} {values} must be {self.num_stages} positive ints, one per stage')
-        return values
-
     @classmethod
     def classification_settings(cls, arch: Union[str, dict]) -> dict:
         settings = cls.resolve_arch(arch)
-        if settings.get('grouping', 'v1') == 'main':  # CrossFormer++ trained with G=(4, 4, 14, 7), I=(4, 2, 1, 1)
+        if settings['grouping'] == 'main':  # CrossFormer++ trained with G=(4, 4, 14, 7), I=(4, 2, 1, 1)
             return dict(group_size=(4, 4, 14, 7), interval=(4, 2, 1, 1))
         return {}
 
@@ -426,10 +414,6 @@ class CrossFormer(PyramidBackbone):
 
     def stage_blocks(self, index: int) -> nn.ModuleList:
         return self.layers[index].blocks
-
-    def reset_parameters(self) -> None:
-        """The authors' init: trunc-normal(0.02) linears, unit LayerNorms, PyTorch defaults elsewhere."""
-        init_vit_weights(self)
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.patch_embed(x)  # (B, H/4, W/4, C)

@@ -19,12 +19,10 @@ from mmengine.registry import MODELS
 from torch import nn
 
 from ...checkpoint.facts import GCVIT_GLOBAL_QUERY_SPLITS as GLOBAL_QUERY_SPLITS  # head split per release
-from ...utils.fast_paths import reference_paths
 from ...utils.tracing import is_tracing
 from ..layers.attention import softmax_attention
 from ..layers.attention_maps import grouped_attention_map
 from ..layers.drop import DropPath, drop_path_schedule
-from ..layers.init import init_vit_weights
 from ..layers.linear import Linear
 from ..layers.mlp import Mlp
 from ..layers.padding import pad_nhwc
@@ -167,11 +165,6 @@ class WindowAttention(nn.Module):
         out = softmax_attention(q, k, v, self.relative_position_bias(q.dtype).unsqueeze(0))
         return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
-    def forward_reference(self, windows: torch.Tensor, q_global: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """The same attention written out (``softmax(q k^T / sqrt(d) + B) v``), to test the SDPA path."""
-        with reference_paths():
-            return self(windows, q_global)
-
 
 class GCViTBlock(nn.Module):
     """Pre-norm transformer block on NHWC maps (Sec. 3.1) with optional layer scale:
@@ -256,6 +249,7 @@ class GCViT(PyramidBackbone):
     # torch.export cannot yet prove its window reshapes for every size (divisibility guards)
     onnx_exporter = 'torchscript'
     arch_required_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratio')
+    arch_stage_keys = ('depths', 'num_heads')
     arch_zoo = {
         'xxtiny': dict(embed_dims=64, depths=(2, 2, 6, 2), num_heads=(2, 4, 8, 16), mlp_ratio=3.0),
         'xtiny': dict(embed_dims=64, depths=(3, 4, 6, 5), num_heads=(2, 4, 8, 16), mlp_ratio=3.0),
@@ -285,14 +279,8 @@ class GCViT(PyramidBackbone):
                          init_cfg, pretrained=pretrained)
         settings = self.arch_settings
         dims = [int(settings['embed_dims']) * 2 ** i for i in range(self.num_stages)]
-        depths, num_heads = tuple(settings['depths']), tuple(settings['num_heads'])
-        for name, value in (('depths', depths), ('num_heads', num_heads)):
-            if len(value) != self.num_stages:
-                raise ValueError(f'GCViT: arch {name} {value} must have {self.num_stages} entries')
-        windows = (window_size, ) * self.num_stages if isinstance(window_size, int) else tuple(window_size)
-        if len(windows) != self.num_stages or any(not isinstance(w, int) or w < 1 for w in windows):
-            raise ValueError(f'GCViT: window_size {window_size!r} must be a positive int or '
-                             f'{self.num_stages} positive ints')
+        depths, num_heads = settings['depths'], settings['num_heads']
+        windows = self.per_stage('window_size', window_size)
         self.embed_dims = dims
         self.out_channels = tuple(dims[i] for i in self.out_indices)
         self.window_size = windows
@@ -350,7 +338,7 @@ class GCViT(PyramidBackbone):
 
     def reset_parameters(self) -> None:
         """The authors' init: trunc-normal(0.02) linears and relative-position tables, unit LayerNorms."""
-        init_vit_weights(self)
+        super().reset_parameters()
         for module in self.modules():
             if isinstance(module, WindowAttention):
                 trunc_normal_(module.relative_position_bias_table, std=0.02)

@@ -24,7 +24,6 @@ from ...utils.cache import ShapeCache
 from ...utils.tracing import is_capturing, is_exporting
 from ..layers.attention_maps import spatial_result, subsampled_attention_map
 from ..layers.drop import DropPath, drop_path_schedule
-from ..layers.init import init_vit_weights
 from ..layers.linear import Linear
 from .base import PyramidBackbone
 
@@ -283,6 +282,7 @@ class TransNeXt(PyramidBackbone):
     family = 'transnext'
     name_prefix = 'transnext'
     stem_module_names = ('patch_embed1',)
+    init_conv_fan_out = True
     arch_required_keys = ('embed_dims', 'depths', 'num_heads')
     arch_zoo = {
         'micro': dict(embed_dims=(48, 96, 192, 384), depths=(2, 2, 15, 2), num_heads=(2, 4, 8, 16)),
@@ -290,8 +290,8 @@ class TransNeXt(PyramidBackbone):
         'small': dict(embed_dims=(72, 144, 288, 576), depths=(5, 5, 22, 5), num_heads=(3, 6, 12, 24)),
         'base': dict(embed_dims=(96, 192, 384, 768), depths=(5, 5, 23, 5), num_heads=(4, 8, 16, 32)),
     }
-    default_mlp_ratios = (8, 8, 4, 4)
-    default_sr_ratios = (8, 4, 2, 1)
+    arch_defaults = dict(mlp_ratios=(8, 8, 4, 4), sr_ratios=(8, 4, 2, 1))
+    arch_stage_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios', 'sr_ratios')
 
     def __init__(self,
                  arch='tiny',
@@ -314,13 +314,7 @@ class TransNeXt(PyramidBackbone):
         if attn_impl not in ATTN_IMPLS:
             raise ValueError(f'TransNeXt: attn_impl must be one of {ATTN_IMPLS}, got {attn_impl!r}')
         settings = self.arch_settings
-        dims, depths, heads = (tuple(settings[key]) for key in ('embed_dims', 'depths', 'num_heads'))
-        mlp_ratios = tuple(settings.get('mlp_ratios', self.default_mlp_ratios))
-        sr_ratios = tuple(settings.get('sr_ratios', self.default_sr_ratios))
-        for name, value in (('embed_dims', dims), ('depths', depths), ('num_heads', heads),
-                            ('mlp_ratios', mlp_ratios), ('sr_ratios', sr_ratios)):
-            if len(value) != self.num_stages:
-                raise ValueError(f'TransNeXt: arch {name} {value} must have {self.num_stages} entries')
+        dims, depths, heads, mlp_ratios, sr_ratios = (settings[key] for key in self.arch_stage_keys)
         if sr_ratios[-1] != 1 or min(sr_ratios[:-1]) < 2:
             raise ValueError(f'TransNeXt: sr_ratios {sr_ratios} must be > 1 in stages 1-3 (aggregated '
                              f'attention) and 1 in stage 4 (full attention)')
@@ -357,7 +351,7 @@ class TransNeXt(PyramidBackbone):
     # ----------------------------------------------------------------------------- initialisation
     def reset_parameters(self) -> None:
         """The authors' initialisation: trunc-normal(.02) linears, fan-out normal convs, unit norms."""
-        init_vit_weights(self, conv_fan_out=True)
+        super().reset_parameters()
         for module in self.modules():
             if isinstance(module, CosineAttentionBase):
                 module.reset_parameters()

@@ -23,7 +23,6 @@ from ...utils.tracing import is_tracing
 from ..layers.attention import softmax_attention
 from ..layers.attention_maps import grouped_attention_map, subsampled_attention_map
 from ..layers.drop import DropPath, drop_path_schedule
-from ..layers.init import init_vit_weights
 from ..layers.linear import Linear
 from ..layers.mlp import Mlp
 from ..layers.padding import pad_nchw, pad_nhwc
@@ -208,9 +207,11 @@ class TwinsBackbone(PyramidBackbone):
     """
 
     family = 'twins'
-    stem_module_names = ('stages.0.patch_embed',)
+    stem_module_names = ('stages.0.patch_embed',)  # forward_stem: the image (stage 0 embeds it)
+    init_conv_fan_out = True
     arch_required_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios', 'sr_ratios')
-    arch_defaults: dict = dict(window_sizes=None, norm_after_stage=False)  # fill a custom arch dict
+    arch_defaults = dict(window_sizes=None, norm_after_stage=False)
+    arch_stage_keys = arch_required_keys + ('window_sizes', )
     patch_strides = (4, 2, 2, 2)
 
     def __init__(self,
@@ -231,10 +232,7 @@ class TwinsBackbone(PyramidBackbone):
             raise ValueError(f'{type(self).__name__}: lsa_mask {lsa_mask!r} unknown; expected one of {LSA_MASK_MODES}')
         if attn_impl not in ATTN_IMPLS:
             raise ValueError(f'{type(self).__name__}: attn_impl {attn_impl!r} unknown; expected one of {ATTN_IMPLS}')
-        arch = self.arch_settings = {**self.arch_defaults, **self.arch_settings}
-        for key in self.arch_required_keys:
-            if len(arch[key]) != self.num_stages:
-                raise ValueError(f'{type(self).__name__}: arch {key} {arch[key]} must have {self.num_stages} entries')
+        arch = self.arch_settings
         window_sizes = arch['window_sizes']
         self.embed_dims = list(arch['embed_dims'])
         self.out_channels = tuple(self.embed_dims[i] for i in self.out_indices)
@@ -270,13 +268,6 @@ class TwinsBackbone(PyramidBackbone):
 
     def stage_blocks(self, index: int) -> nn.ModuleList:
         return self.stages[index].blocks
-
-    def reset_parameters(self) -> None:
-        """The authors' init: trunc-normal(0.02) linears, unit LayerNorms, fan-out normal convs."""
-        init_vit_weights(self, conv_fan_out=True)
-
-    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
-        return x  # the stem is stage 0's patch embedding
 
     def forward_stage(self, index: int, x_nchw: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         stage = self.stages[index]

@@ -26,7 +26,6 @@ from ...utils.fast_paths import chunked_inference, chunks, use_reference
 from ...utils.tracing import is_capturing
 from ..layers.attention_maps import channel_attention_map
 from ..layers.drop import DropPath
-from ..layers.init import init_vit_weights
 from ..layers.linear import Linear
 from ..layers.mlp import Mlp
 from ..layers.pyramid import SimplePyramid
@@ -336,7 +335,7 @@ class XCiT(PyramidBackbone):
     # ------------------------------------------------------------------------- initialisation
     def reset_parameters(self) -> None:
         """The authors' init: truncated-normal(0.02) linears, unit LayerNorms, PyTorch defaults elsewhere."""
-        init_vit_weights(self)
+        super().reset_parameters()
         for m in self.modules():
             if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.conv._ConvNd)):
                 m.reset_parameters()
